@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine:
+#   make train   -> venv + CPU torch + package, then trains the default agent (`amago-train`)
+#   make test    -> venv + CPU torch + package[test], then runs the default test suite
+# torch is installed first from the CPU wheel (torch==2.13.0) so nothing pulls a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: venv install install-test train test test-slow lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+
+# torch first: the project's torch range is satisfied by the local CPU wheel, so pip installs nothing more.
+$(VENV)/.torch-$(TORCH_VERSION): $(BIN)/python
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	touch $@
+
+venv: $(VENV)/.torch-$(TORCH_VERSION)
+
+install: venv
+	$(BIN)/pip install --quiet -e .
+
+install-test: venv
+	$(BIN)/pip install --quiet -e ".[test]"
+
+train: install
+	$(BIN)/amago-train $(ARGS)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: install-test
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/pip install --quiet ruff
+	$(BIN)/ruff check amago_rl tests benchmarks examples
+	$(BIN)/ruff format --check amago_rl tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
