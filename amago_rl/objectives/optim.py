@@ -1,0 +1,57 @@
+"""The reference optimiser: AdamW with a linear learning-rate warm-up, then a constant rate.
+
+Reference: AMAGO_REFERENCE.md §2.7 (``lr 1e-4``, ``weight_decay 1e-3``, 500 warm-up steps;
+gradient clipping at norm 1.0 is done by the training loop, not here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def unique_parameters(*sources: nn.Module | Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    """Trainable parameters of several losses / modules, each once (losses that share an encoder
+    list its parameters twice), in first-seen order."""
+    seen: set[int] = set()
+    out: list[nn.Parameter] = []
+    for src in sources:
+        params = src.parameters() if isinstance(src, nn.Module) else src
+        for p in params:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
+def make_optimizer(
+    *losses: nn.Module,
+    lr: float = 1e-4,
+    weight_decay: float = 1e-3,
+    warmup_steps: int = 500,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> tuple[torch.optim.AdamW, LambdaLR]:
+    """AdamW over the trainable parameters of one or more losses, plus its warm-up schedule.
+
+    The learning rate rises linearly from 0 (``lr * step / warmup_steps``) and stays at ``lr`` from
+    ``warmup_steps`` on; call ``scheduler.step()`` after every ``optimizer.step()``.
+
+    Returns:
+        ``(optimizer, scheduler)``.
+    """
+    if not losses:
+        raise ValueError("make_optimizer: pass at least one loss (or module) to optimise.")
+    if warmup_steps < 0:
+        raise ValueError(f"make_optimizer: warmup_steps must be >= 0, got {warmup_steps}.")
+    params = unique_parameters(*losses)
+    if not params:
+        raise ValueError("make_optimizer: the given losses have no trainable parameters.")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+
+    def warmup(step: int) -> float:
+        return 1.0 if warmup_steps == 0 else min(1.0, step / warmup_steps)
+
+    return optimizer, LambdaLR(optimizer, warmup)
