@@ -1,0 +1,144 @@
+"""Read timestep-encoder sizes off TorchRL specs, with errors that say what to change."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+from tensordict.utils import NestedKey
+from torchrl.data import (
+    Binary,
+    Categorical,
+    Composite,
+    MultiCategorical,
+    MultiOneHot,
+    OneHot,
+    TensorSpec,
+)
+
+from amago_rl import keys
+
+# Entries that the AMAGO transforms / TorchRL add next to the observation but that are not part
+# of what the agent "sees" through the MLP (they enter elsewhere, or are bookkeeping).
+NON_OBS_NAMES: frozenset[str] = frozenset(
+    {
+        keys.PREV_ACTION,
+        keys.PREV_REWARD,
+        keys.TIME_IDX,
+        keys.IS_INIT,
+        keys.MASK,
+        keys.DONE,
+        keys.TERMINATED,
+        keys.TRUNCATED,
+        "step_count",
+    }
+)
+
+
+def _last_name(key: NestedKey) -> str:
+    return key if isinstance(key, str) else key[-1]
+
+
+def key_str(key: NestedKey) -> str:
+    """``("a", "b") -> "a.b"``: a sortable, printable name for a nested key."""
+    return key if isinstance(key, str) else ".".join(key)
+
+
+def action_dim_from_spec(action_spec: TensorSpec) -> int:
+    """Size ``A`` of the ``prev_action`` feature for an action spec.
+
+    One-hot / integer categorical -> number of actions (``prev_action`` is one-hot), continuous
+    ``[A]`` -> ``A``, multi-binary ``[A]`` -> ``A``. A ``Composite`` must hold a single action leaf
+    (or an ``"action"`` entry).
+    """
+    if isinstance(action_spec, Composite):
+        leaves = list(action_spec.keys(True, True))
+        if keys.ACTION in leaves:
+            action_spec = action_spec[keys.ACTION]
+        elif len(leaves) == 1:
+            action_spec = action_spec[leaves[0]]
+        else:
+            raise ValueError(
+                f"Cannot tell the action from a Composite action spec with leaves {leaves}; pass "
+                f"the spec of the single action entry."
+            )
+    if isinstance(action_spec, (MultiOneHot, MultiCategorical)):
+        raise ValueError(
+            f"Unsupported action spec {type(action_spec).__name__}: AMAGO supports one discrete "
+            "action (OneHot / Categorical), continuous (Bounded) or multi-binary (Binary) actions."
+        )
+    # Binary subclasses Categorical: test it first.
+    if isinstance(action_spec, (OneHot, Binary)) or action_spec.dtype.is_floating_point:
+        return int(action_spec.shape[-1]) if len(action_spec.shape) else 1
+    if isinstance(action_spec, Categorical):
+        return int(action_spec.space.n)
+    raise ValueError(
+        f"Unsupported action spec {action_spec!r}: expected OneHot / Categorical (discrete), a "
+        "float Bounded / Unbounded (continuous) or Binary (multi-binary) spec."
+    )
+
+
+def _check_mlp_obs_spec(key: NestedKey, spec: TensorSpec, feature_shape: Sequence[int]) -> None:
+    name = type(spec).__name__
+    # Binary subclasses Categorical: accept the 0/1 specs first.
+    if isinstance(spec, (OneHot, MultiOneHot, Binary)):
+        return
+    if isinstance(spec, (Categorical, MultiCategorical)):
+        raise ValueError(
+            f"Observation {key!r} is an integer {name} spec; the MLP timestep encoder needs "
+            "one-hot encoding for discrete observations (e.g. GymEnv(..., "
+            "categorical_action_encoding=False) keeps Discrete observations one-hot), or leave the "
+            "key out with obs_keys=[...]."
+        )
+    dtype = getattr(spec, "dtype", None)
+    if dtype is not None and (dtype.is_floating_point or dtype == torch.bool):
+        return
+    if dtype is not None and (dtype == torch.uint8 or len(feature_shape) >= 2):
+        raise ValueError(
+            f"Observation {key!r} ({name}, dtype {dtype}, shape {tuple(feature_shape)}) looks like "
+            "an image; use CNNTstepEncoder for pixels, or leave the key out with obs_keys=[...]."
+        )
+    raise ValueError(
+        f"Observation {key!r} ({name}, dtype {dtype}) is not a float, bool or one-hot feature; "
+        "cast it to float (torchrl.envs.DTypeCastTransform) or leave it out with obs_keys=[...]."
+    )
+
+
+def obs_feature_sizes(
+    observation_spec: Composite,
+    obs_keys: Iterable[NestedKey] | None = None,
+    exclude: Iterable[NestedKey] = (),
+) -> dict[NestedKey, int]:
+    """Flattened feature size of each observation entry for the MLP timestep encoder.
+
+    Args:
+        observation_spec: the env's observation ``Composite`` (its own batch dims are skipped).
+        obs_keys: entries to use, in this order. Default: every leaf except the AMAGO/TorchRL
+            bookkeeping entries (``NON_OBS_NAMES``) and ``exclude``, sorted by name (as AMAGO).
+        exclude: extra keys to skip when ``obs_keys`` is None.
+    """
+    if not isinstance(observation_spec, Composite):
+        raise TypeError(
+            f"observation_spec must be a torchrl Composite, got {type(observation_spec).__name__}."
+        )
+    leaves = list(observation_spec.keys(True, True))
+    if obs_keys is None:
+        skip = {key_str(k) for k in exclude}
+        obs_keys = sorted(
+            (k for k in leaves if _last_name(k) not in NON_OBS_NAMES and key_str(k) not in skip),
+            key=key_str,
+        )
+    batch_dims = len(observation_spec.shape)
+    sizes: dict[NestedKey, int] = {}
+    for key in obs_keys:
+        spec = observation_spec.get(key, None)
+        if spec is None or isinstance(spec, Composite):
+            raise KeyError(
+                f"Observation key {key!r} is not a leaf of the observation spec; leaves: "
+                f"{sorted(map(key_str, leaves))}."
+            )
+        feature_shape = tuple(spec.shape[batch_dims:])
+        _check_mlp_obs_spec(key, spec, feature_shape)
+        sizes[key] = math.prod(feature_shape)
+    return sizes
