@@ -1,0 +1,121 @@
+"""``amago_env``: any gymnasium / TorchRL env -> a TorchRL env that speaks the AMAGO key contract."""
+
+from __future__ import annotations
+
+import gymnasium
+import torch
+from torchrl.data import Bounded, TensorSpec
+from torchrl.envs import (
+    Compose,
+    DoubleToFloat,
+    EnvBase,
+    GymEnv,
+    GymWrapper,
+    RewardSum,
+    TransformedEnv,
+)
+
+from amago_rl import keys
+from amago_rl.envs.action_spec import ActionKind, classify_action_spec
+from amago_rl.envs.action_transforms import ActionRescale, OneHotActions
+from amago_rl.envs.transforms import timestep_transforms
+
+EPISODE_REWARD = "episode_reward"
+
+
+def amago_env(
+    env: str | gymnasium.Env | gymnasium.vector.VectorEnv | EnvBase,
+    *,
+    max_episode_steps: int | None = None,
+    device: str | torch.device = "cpu",
+) -> TransformedEnv:
+    """Wrap ``env`` so that every step carries the AMAGO timestep entries.
+
+    The returned env has, per env (batch dims [*B] first):
+    the env's observation entries (float64 ones cast to float32), ``action`` (agent side: one-hot
+    [n] for discrete actions, also when the env takes integers; [-1, 1] for continuous ones;
+    {0, 1} for multi-binary), ``prev_action`` [A] float,
+    ``prev_reward`` [1] float, ``time_idx`` [1] int64, ``is_init`` [1] bool, and
+    ``episode_reward`` [1] (running return for logging; read it at ``("next", "episode_reward")``
+    where ``("next", "done")``). Continuous actions are seen by the agent in [-1, 1] and mapped to
+    the env bounds. ``terminated`` / ``truncated`` / ``done`` follow TorchRL; the step limit only
+    sets ``truncated``.
+
+    Args:
+        env: a gymnasium env id (built with ``GymEnv``), a gymnasium ``Env`` or vector env
+            (``GymWrapper``; vector envs need ``autoreset_mode=AutoresetMode.DISABLED``), or any
+            TorchRL ``EnvBase`` (incl. ``SerialEnv`` / ``ParallelEnv`` / ``TransformedEnv``).
+        max_episode_steps: if given, truncate once ``time_idx`` reaches this many steps.
+        device: device of the env built from a gymnasium id / object (TorchRL envs keep theirs).
+
+    Raises:
+        TypeError: for action specs AMAGO does not support (multi-discrete, tuple / several
+            action entries, integer boxes, unbounded continuous actions).
+    """
+    base = _to_torchrl(env, device)
+    action_keys = list(base.full_action_spec.keys(True, True))
+    if action_keys != [keys.ACTION]:
+        raise TypeError(
+            f"amago_env needs exactly one action entry named {keys.ACTION!r}; the env has "
+            f"{action_keys}. Tuple / dict action spaces are not supported: flatten them at the "
+            "gym level."
+        )
+    action_spec = base.full_action_spec_unbatched[keys.ACTION]
+    kind, _ = classify_action_spec(action_spec, keys.ACTION)
+    if kind is ActionKind.CONTINUOUS and not _finitely_bounded(action_spec):
+        raise TypeError(
+            f"amago_env: the continuous action {keys.ACTION!r} needs finite bounds to be rescaled "
+            f"from [-1, 1], got {type(action_spec).__name__}. Give the gym Box action space "
+            "finite low/high (e.g. clip it with gymnasium.wrappers.ClipAction)."
+        )
+    transforms = []
+    doubles = [
+        k for k, spec in base.full_observation_spec.items(True, True) if spec.dtype == torch.float64
+    ]
+    if doubles:
+        transforms.append(DoubleToFloat(in_keys=doubles))
+    # Action transforms come before the timestep transforms so that prev_action records the
+    # agent-side action (one-hot / [-1, 1]), not the env-side one.
+    if kind is ActionKind.CONTINUOUS:
+        transforms.append(ActionRescale(keys.ACTION))
+    elif kind is ActionKind.CATEGORICAL:
+        transforms.append(OneHotActions(keys.ACTION))
+    # Flattened on purpose: torchrl 0.14.1 cannot resolve the parent env of a Compose nested
+    # as the first member of another Compose (IndexError in Compose._rebuild_up_to).
+    transforms.extend(timestep_transforms(max_steps=max_episode_steps))
+    transforms.append(RewardSum(in_keys=[keys.REWARD], out_keys=[EPISODE_REWARD]))
+    return TransformedEnv(base, Compose(*transforms))
+
+
+def _finitely_bounded(spec: TensorSpec) -> bool:
+    if not isinstance(spec, Bounded):
+        return False
+    low, high = spec.space.low, spec.space.high
+    big = torch.finfo(low.dtype).max  # gym's infinite bounds may arrive as +-finfo.max
+    return bool(torch.isfinite(low).all() and torch.isfinite(high).all()) and bool(
+        (low > -big).all() and (high < big).all()
+    )
+
+
+def _to_torchrl(
+    env: str | gymnasium.Env | gymnasium.vector.VectorEnv | EnvBase, device: str | torch.device
+) -> EnvBase:
+    if isinstance(env, EnvBase):
+        return env
+    if isinstance(env, str):
+        return GymEnv(env, device=device)
+    if isinstance(env, gymnasium.vector.VectorEnv):
+        mode = getattr(env, "autoreset_mode", None)
+        if mode is not None and mode != gymnasium.vector.AutoresetMode.DISABLED:
+            raise ValueError(
+                f"amago_env: the gymnasium vector env uses autoreset_mode={mode}; build it with "
+                "autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED so TorchRL controls "
+                "resets (e.g. SyncVectorEnv([...], autoreset_mode=AutoresetMode.DISABLED))."
+            )
+        return GymWrapper(env, device=device)
+    if isinstance(env, gymnasium.Env):
+        return GymWrapper(env, device=device)
+    raise TypeError(
+        f"amago_env: expected a gymnasium env id, a gymnasium Env / VectorEnv or a TorchRL "
+        f"EnvBase, got {type(env).__name__}."
+    )
