@@ -211,6 +211,8 @@ def test_actor_discrete_uses_last_discount() -> None:
         torch.testing.assert_close(
             actor(_td(2))["action"], torch.tensor([0.0, 0.0, 1.0]).expand(2, 3)
         )
+    single = actor(TensorDict({"state_embedding": torch.randn(4)}, []))  # one env, batch []
+    assert single["action"].shape == (3,) and single["action_log_prob"].shape == ()
     first = _actor("discrete", biases, 3, index=0)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         torch.testing.assert_close(
@@ -229,9 +231,11 @@ def test_actor_continuous_and_multibinary_deterministic() -> None:
     assert td["scale"].shape == (3, 1) and td["action_log_prob"].shape == (3,)
     with set_exploration_type(ExplorationType.MEAN):  # falls back on an empirical mean of samples
         assert actor(_td(1))["action"].shape == (1, 1)
+    assert actor(TensorDict({"state_embedding": torch.randn(4)}, []))["action"].shape == (1,)
     mb = _actor("multibinary", torch.tensor([5.0, -5.0, -5.0, 5.0]), 2)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         torch.testing.assert_close(mb(_td(2))["action"], torch.tensor([0.0, 1.0]).expand(2, 2))
+    assert mb(TensorDict({"state_embedding": torch.randn(4)}, []))["action"].shape == (2,)
 
 
 def test_actor_head_distribution_over_all_discounts_and_errors() -> None:

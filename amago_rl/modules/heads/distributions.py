@@ -96,7 +96,7 @@ class FlooredCategorical(Distribution):
             flat = self.probs.reshape(-1, self.num_actions)
             n = math.prod(sample_shape)
             idx = torch.multinomial(flat, n, replacement=True)  # [prod(batch), n]
-            idx = idx.T.reshape(*sample_shape, *self.batch_shape)
+            idx = idx.T.reshape(tuple(sample_shape) + tuple(self.batch_shape))
             return self._one_hot(idx)
 
     def rsample(self, sample_shape: _Shape = ()) -> torch.Tensor:
