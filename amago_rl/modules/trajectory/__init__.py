@@ -4,6 +4,7 @@ from amago_rl.modules.trajectory.base import TrajEncoder
 from amago_rl.modules.trajectory.ff import FFTrajEncoder
 from amago_rl.modules.trajectory.mamba import MambaTrajEncoder
 from amago_rl.modules.trajectory.rnn import GRUTrajEncoder, LSTMTrajEncoder
+from amago_rl.modules.trajectory.transformer import TransformerTrajEncoder
 
 __all__ = [
     "FFTrajEncoder",
@@ -11,4 +12,5 @@ __all__ = [
     "LSTMTrajEncoder",
     "MambaTrajEncoder",
     "TrajEncoder",
+    "TransformerTrajEncoder",
 ]
