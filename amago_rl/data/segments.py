@@ -1,0 +1,146 @@
+"""Cut collector output into whole trajectory segments in the AMAGO token format.
+
+A collector yields steps ``[*N, T]`` (or ``[T]``): step t holds the observation keys, ``prev_action``,
+``prev_reward``, ``time_idx``, ``is_init``, the policy's ``action`` and a ``"next"`` sub-TensorDict.
+A stored trajectory is a run of TOKENS, one per step, plus a FINAL token built from the last step's
+``"next"`` observation (so a truncated trajectory can still bootstrap, AMAGO §5.1): its observation
+keys, ``prev_action``, ``prev_reward`` and ``time_idx`` come from ``next``; its ``action`` and
+``next`` entries are zeros. The loss never trains a transition that starts at a final token.
+
+Long trajectories are written before they end: once ``save_every`` transitions are pending, a
+segment of ``save_every + 1`` tokens is emitted and the next segment starts at its last token (one
+token of overlap, so no transition is lost); ``time_idx`` keeps counting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.utils import NestedKey
+
+from amago_rl import keys
+
+_NEXT_FLAGS = (keys.REWARD, keys.TERMINATED, keys.TRUNCATED, keys.DONE)
+
+
+class TrajectorySegmenter:
+    """Accumulates collected steps per trajectory and emits finished segments.
+
+    Args:
+        token_keys: root-level entries stored per token (default: observation keys,
+            ``prev_action``, ``prev_reward``, ``time_idx``, ``is_init`` and ``action``; set it to
+            your obs keys + those). Everything else the policy wrote (embeddings, logits, log-probs)
+            is dropped so replay stays small.
+        obs_keys: observation entries (copied from ``next`` into the final token).
+        save_every: emit a segment once this many transitions are pending (AMAGO's
+            ``traj_save_len``); ``None`` stores whole episodes only.
+        traj_key: per-step trajectory id written by torchrl collectors.
+
+    ``add(batch)`` returns the list of segments finished by this batch, each a TensorDict ``[n]``.
+    """
+
+    def __init__(
+        self,
+        obs_keys: Sequence[NestedKey],
+        *,
+        save_every: int | None = None,
+        extra_keys: Sequence[NestedKey] = (),
+        traj_key: NestedKey = ("collector", "traj_ids"),
+        action_key: NestedKey = keys.ACTION,
+    ) -> None:
+        if save_every is not None and save_every < 1:
+            raise ValueError(f"TrajectorySegmenter: save_every must be >= 1, got {save_every}.")
+        self.obs_keys = list(obs_keys)
+        self.state_keys = [
+            *self.obs_keys,
+            keys.PREV_ACTION,
+            keys.PREV_REWARD,
+            keys.TIME_IDX,
+            keys.IS_INIT,
+            *extra_keys,
+        ]
+        self.action_key = action_key
+        self.save_every = save_every
+        self.traj_key = traj_key
+        self._pending: dict[int, list[TensorDictBase]] = {}
+
+    def _tokens(self, steps: TensorDictBase) -> TensorDict:
+        out = steps.select(*self.state_keys, self.action_key, strict=True)
+        nxt = steps.get("next").select(*_NEXT_FLAGS, strict=False)
+        out.set("next", nxt)
+        return out.clone()
+
+    def _final_token(self, step: TensorDictBase, template: TensorDictBase) -> TensorDict:
+        token = torch.zeros_like(template)
+        nxt = step.get("next")
+        for key in self.state_keys:
+            if key == keys.IS_INIT:
+                continue
+            token.set(key, nxt.get(key).reshape(token.get(key).shape).to(token.get(key).dtype))
+        return token
+
+    def add(self, batch: TensorDictBase) -> list[TensorDict]:
+        """Consume one collector batch ``[*N, T]`` / ``[T]``; return the finished segments."""
+        if batch.batch_dims == 0:
+            raise ValueError("TrajectorySegmenter.add: expected a batch with a time dimension.")
+        rows = batch.reshape(-1, batch.shape[-1])
+        finished: list[TensorDict] = []
+        for row in rows.unbind(0):
+            finished.extend(self._add_row(row))
+        return finished
+
+    def _add_row(self, row: TensorDictBase) -> list[TensorDict]:
+        traj = row.get(self.traj_key).reshape(-1)
+        done = row.get(("next", keys.DONE)).reshape(-1)
+        # Split the row wherever the trajectory id changes or an episode ends.
+        cut = torch.zeros_like(done)
+        cut[:-1] = done[:-1] | (traj[1:] != traj[:-1])
+        ends = (cut.nonzero().squeeze(-1) + 1).tolist()
+        out: list[TensorDict] = []
+        start = 0
+        for end in [*ends, row.shape[0]]:
+            if end <= start:
+                continue
+            piece = row[start:end]
+            tid = int(traj[start])
+            pending = self._pending.setdefault(tid, [])
+            pending.append(self._tokens(piece))
+            if bool(done[end - 1]):
+                tokens = torch.cat(pending, 0)
+                final = self._final_token(piece[-1], tokens[-1])
+                out.extend(self._split_long(torch.cat([tokens, final.unsqueeze(0)], 0)))
+                del self._pending[tid]
+            elif self.save_every is not None:
+                out.extend(self._flush_long(tid))
+            start = end
+        return out
+
+    def _flush_long(self, tid: int) -> list[TensorDict]:
+        tokens = torch.cat(self._pending[tid], 0)
+        out = []
+        while tokens.shape[0] > self.save_every:  # type: ignore[operator]
+            out.append(tokens[: self.save_every + 1].clone())  # type: ignore[operator]
+            tokens = tokens[self.save_every :]
+        self._pending[tid] = [tokens]
+        return out
+
+    def _split_long(self, tokens: TensorDict) -> list[TensorDict]:
+        if self.save_every is None:
+            return [tokens]
+        out = []
+        while tokens.shape[0] > self.save_every + 1:
+            out.append(tokens[: self.save_every + 1].clone())
+            tokens = tokens[self.save_every :]
+        out.append(tokens)
+        return out
+
+    @property
+    def num_pending_steps(self) -> int:
+        """Steps held back because their trajectory is still running."""
+        return sum(sum(p.shape[0] for p in parts) for parts in self._pending.values())
+
+    def clear(self) -> None:
+        """Drop unfinished trajectories (e.g. when the collector's envs are reset)."""
+        self._pending.clear()
