@@ -22,12 +22,16 @@ from amago_rl.modules.trajectory.segments import split_at_resets
 D_IN = 6
 MAX_SEQ_LEN = 8
 
+RNN_SIZES = {"d_hidden": 16, "n_layers": 2, "d_output": 12}
 FACTORIES: dict[str, Callable[[], TrajEncoder]] = {
-    "gru": lambda: GRUTrajEncoder(D_IN, MAX_SEQ_LEN, d_hidden=16, n_layers=2, d_output=12),
-    "lstm": lambda: LSTMTrajEncoder(D_IN, MAX_SEQ_LEN, d_hidden=16, n_layers=2, d_output=12),
+    # "auto" resolves to the chunked strategy on CPU.
+    "gru": lambda: GRUTrajEncoder(D_IN, MAX_SEQ_LEN, **RNN_SIZES),
+    "gru_packed": lambda: GRUTrajEncoder(D_IN, MAX_SEQ_LEN, inner_resets="packed", **RNN_SIZES),
+    "lstm": lambda: LSTMTrajEncoder(D_IN, MAX_SEQ_LEN, **RNN_SIZES),
+    "lstm_packed": lambda: LSTMTrajEncoder(D_IN, MAX_SEQ_LEN, inner_resets="packed", **RNN_SIZES),
     "ff": lambda: FFTrajEncoder(D_IN, MAX_SEQ_LEN, d_model=12, n_layers=2),
 }
-RECURRENT = ["gru", "lstm"]
+RECURRENT = ["gru", "gru_packed", "lstm", "lstm_packed"]
 
 
 def time_since_init(is_init: torch.Tensor) -> torch.Tensor:
@@ -164,7 +168,7 @@ def test_rollout_memory_lives_outside_state_dict_and_resets_rows(name: str) -> N
     memory = enc._memory
     assert memory is not None
     assert all(state.shape == (2, 3, 16) for state in memory.values())
-    assert set(memory) == ({"h"} if name == "gru" else {"h", "c"})
+    assert set(memory) == ({"h"} if name.startswith("gru") else {"h", "c"})
     assert all(not state.requires_grad for state in memory.values())
     before = {k: v.clone() for k, v in memory.items()}
     enc.reset_memory_rows(memory, torch.tensor([False, True, False]))
@@ -205,6 +209,27 @@ def test_gradients_flow_in_sequence_mode() -> None:
     (out * torch.randn_like(out)).sum().backward()
     assert x.grad is not None and (x.grad.abs().sum(-1) > 0).all()
     assert all(p.grad is not None for p in enc.parameters())
+
+
+@pytest.mark.parametrize("cls", [GRUTrajEncoder, LSTMTrajEncoder])
+def test_packed_and_chunked_resets_agree_with_gradients(cls: type[TrajEncoder]) -> None:
+    packed = cls(D_IN, MAX_SEQ_LEN, inner_resets="packed", **RNN_SIZES)
+    chunked = cls(D_IN, MAX_SEQ_LEN, inner_resets="chunked", **RNN_SIZES)
+    chunked.load_state_dict(packed.state_dict())
+    x = torch.randn(3, 11, D_IN)
+    td = seq_td(x, resets(3, 11, {0: [4, 9], 2: [4, 5]}))
+    outs, grads = [], []
+    with set_recurrent_mode(True):
+        for enc in (packed, chunked):
+            out = enc(td.clone())["state_embedding"]
+            (out * torch.linspace(-1, 1, 12)).sum().backward()
+            outs.append(out.detach())
+            grads.append([p.grad for p in enc.parameters()])
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-6, rtol=0)
+    for g_packed, g_chunked in zip(*grads):
+        torch.testing.assert_close(g_chunked, g_packed, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="inner_resets"):
+        cls(D_IN, MAX_SEQ_LEN, inner_resets="loop")
 
 
 def test_ff_is_memory_free() -> None:
