@@ -152,26 +152,32 @@ class KEpisodeTrial(gymnasium.Wrapper):
 
     def _info(self, info: dict[str, Any], *, index: int, done: bool, ret: float) -> dict[str, Any]:
         info = dict(info)
-        # numpy scalars: TorchRL's info readers need a dtype.
-        info["inner_episode_index"] = np.int64(index)
-        info["inner_episode_done"] = np.bool_(done)
-        info["inner_episode_return"] = np.float32(ret)
+        # 0-d arrays: TorchRL's info readers need a dtype, and gymnasium vector envs stack
+        # arrays into typed arrays (np.bool_ scalars would become object arrays).
+        info["inner_episode_index"] = np.array(index, dtype=np.int64)
+        info["inner_episode_done"] = np.array(done, dtype=bool)
+        info["inner_episode_return"] = np.array(ret, dtype=np.float32)
         if self.k is not None:
             info["episode_returns"] = self._returns.copy()
         return info
 
 
-def trial_info_reader(k: int | None) -> default_info_dict_reader:
+def trial_info_reader(k: int | None, num_envs: int | None = None) -> default_info_dict_reader:
     """A TorchRL info reader for the per-episode entries ``KEpisodeTrial`` puts in ``info``.
 
-    Pass the trial's ``k`` (None in horizon-only mode, which has no ``episode_returns``).
-    Per-env shapes: index [] int64, done [] bool, return [] float32, episode_returns [k] float32.
+    Args:
+        k: the trial's ``k`` (None in horizon-only mode, which has no ``episode_returns``).
+        num_envs: for a ``GymWrapper`` over a gymnasium vector env of trials, its size.
+
+    Per-env shapes: index [] int64, done [] bool, return [] float32, episode_returns [k] float32
+    (with ``[num_envs]`` in front for vector envs).
     """
+    batch = () if num_envs is None else (num_envs,)
     specs = {
-        "inner_episode_index": Unbounded((), dtype=torch.int64),
-        "inner_episode_done": Unbounded((), dtype=torch.bool),
-        "inner_episode_return": Unbounded((), dtype=torch.float32),
+        "inner_episode_index": Unbounded(batch, dtype=torch.int64),
+        "inner_episode_done": Unbounded(batch, dtype=torch.bool),
+        "inner_episode_return": Unbounded(batch, dtype=torch.float32),
     }
     if k is not None:
-        specs["episode_returns"] = Unbounded((k,), dtype=torch.float32)
+        specs["episode_returns"] = Unbounded((*batch, k), dtype=torch.float32)
     return default_info_dict_reader(list(specs), spec=specs)

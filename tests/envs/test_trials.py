@@ -164,3 +164,22 @@ def test_through_amago_env_memory_spans_the_trial() -> None:
     assert torch.equal(r["next", "episode_reward"][-1], torch.tensor([25.0]))
     assert r["next", "inner_episode_index"].tolist() == [0, 0, 1, 1, 1]
     assert r["next", "episode_returns"][-1].tolist() == [12.0, 13.0]
+
+
+def test_vector_env_of_trials_partial_resets() -> None:
+    vec = gym.vector.SyncVectorEnv(
+        [lambda: KEpisodeTrial(Episodes([1]), k=2), lambda: KEpisodeTrial(Episodes([2]), k=2)],
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
+    base = GymWrapper(vec)
+    base.set_info_dict_reader(trial_info_reader(2, num_envs=2))
+    env = amago_env(base)
+    check_env_specs(env)
+    r = env.rollout(6, break_when_any_done=False)
+    # Trials last 2 and 4 steps: env 0 ends 3 trials, env 1 one, each reset on its own row.
+    assert r["time_idx"].squeeze(-1).tolist() == [[0, 1, 0, 1, 0, 1], [0, 1, 2, 3, 0, 1]]
+    done = r["next", "done"].squeeze(-1)
+    assert done.tolist() == [[False, True] * 3, [False, False, False, True, False, False]]
+    returns = r["next", "episode_returns"][done].tolist()
+    assert returns == [[11.0, 11.0]] * 3 + [[12.0, 12.0]]
+    assert r["next", "inner_episode_done"].dtype == torch.bool
