@@ -80,7 +80,9 @@ class TransformerBlock(nn.Module):
 
     def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.ff2(self.ln4(self.activation(self.ff1(self.ln3(x)))))
-        return x + self.dropout(h)
+        if self.training:  # skip the no-op module call on the rollout hot path
+            h = self.dropout(h)
+        return x + h
 
     def forward(
         self,
@@ -200,7 +202,7 @@ class TransformerTrajEncoder(TrajEncoder):
         h = self.in_proj(x)
         if self.position is not None:
             h = h + self.position(time_idx)
-        return self.dropout_emb(h)
+        return self.dropout_emb(h) if self.training else h
 
     def _use_flash(self, device: torch.device) -> bool:
         if self.attention == "sdpa" or not flash_attn_available():
