@@ -160,6 +160,14 @@ def test_continuous_rescale_and_agent_side_prev_action() -> None:
     assert r["prev_action"][0].tolist() == [0.0, 0.0]
 
 
+def test_cartpole_specs() -> None:
+    env = amago_env("CartPole-v1", max_episode_steps=50)
+    check_env_specs(env)
+    assert env.action_spec.shape == (2,)
+    assert env.observation_spec["prev_action"].shape == (2,)
+    assert env.observation_spec["time_idx"].dtype == torch.int64
+
+
 def test_pendulum_rescaled_to_its_bounds() -> None:
     env = amago_env("Pendulum-v1", max_episode_steps=4)
     check_env_specs(env)
