@@ -209,11 +209,14 @@ class AMAGOLoss(LossModule):
         mode = self.discrete_value_mode if self.critic.action_input else "probs"
         return policy_value_actions(dist, self.kind, num, discrete_mode=mode)
 
+    # Target and detached parameters are swapped in with preserve_module_state=False: by default
+    # tensordict would wrap them in fresh nn.Parameters (requires_grad=True) and write those back
+    # into the target TensorDictParams when the context exits.
     def _actor_params(self, td: TensorDictBase, target: bool) -> torch.Tensor:
         """Policy parameters ``[B, L', G, P]``; ``target`` uses the target actor on ``s_1..s_{L-1}``."""
         params = self.target_actor_head_params if target else self.actor_head_params
         td_in = td.select(*self.actor_head.in_keys)
-        with params.to_module(self.actor_head):
+        with params.to_module(self.actor_head, preserve_module_state=not target):
             out = self.actor_head(td_in[:, 1:] if target else td_in)
         return self._get(out, self.tensor_keys.policy_params)
 
@@ -227,7 +230,7 @@ class AMAGOLoss(LossModule):
         dist = self.actor_head.distribution(params_next)
         actions = self._value_actions(dist, self.num_actions_value_critic)
         state_next = self._get(td, self.tensor_keys.state_embedding)[:, 1:]
-        with self.target_critic_params.to_module(self.critic):
+        with self.target_critic_params.to_module(self.critic, preserve_module_state=False):
             values = self._values(self._critic_at(state_next, actions)).mean(0)  # [B, T, C, G]
         values = self._to_return_units(values)
         return reduce_ensemble(values, self.num_critics_td, self.ensemble_mode, ensemble_dim=-2)
@@ -249,7 +252,8 @@ class AMAGOLoss(LossModule):
             if all_q is not None:  # all-action critic: reuse its values, detached
                 out = CriticEnsemble.weight_actions(all_q.detach(), actions)
             else:
-                with self.critic_params.detach().to_module(self.critic):
+                detached = self.critic_params.detach()
+                with detached.to_module(self.critic, preserve_module_state=False):
                     out = self.critic(state.detach(), actions)
         return self._values(out).mean(0)
 

@@ -1,0 +1,47 @@
+"""make_optimizer: AdamW settings, linear warm-up, shared parameters counted once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from amago_rl.objectives.optim import make_optimizer, unique_parameters
+
+
+def test_adamw_with_linear_warmup() -> None:
+    net = nn.Linear(3, 2)
+    opt, sched = make_optimizer(net, lr=1e-3, weight_decay=0.1, warmup_steps=4)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["weight_decay"] == 0.1
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        net(torch.randn(1, 3)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+    assert lrs == pytest.approx([0.0, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
+
+
+def test_defaults_and_shared_parameters() -> None:
+    shared = nn.Linear(2, 2)
+    a, b = nn.Sequential(shared, nn.Linear(2, 1)), nn.Sequential(shared, nn.Linear(2, 3))
+    frozen = nn.Linear(2, 2).requires_grad_(False)
+    params = unique_parameters(a, b, frozen)
+    assert len(params) == 6  # shared counted once, frozen skipped
+    opt, sched = make_optimizer(a, b)
+    group = opt.param_groups[0]
+    assert len(group["params"]) == 6 and group["weight_decay"] == 1e-3
+    assert sched.base_lrs == [1e-4] and group["lr"] == 0.0  # warm-up from 0 over 500 steps
+    for _ in range(500):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_errors() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        make_optimizer()
+    with pytest.raises(ValueError, match="no trainable"):
+        make_optimizer(nn.Linear(1, 1).requires_grad_(False))
