@@ -1,0 +1,1 @@
+"""Adapters for external benchmark suites (optional extras; imported lazily by the registry)."""
