@@ -1,7 +1,19 @@
-"""Envs: AMAGO timestep transforms, k-episode trials, action transforms, ``amago_env``."""
+"""Envs: AMAGO timestep transforms, k-episode trials, action transforms, ``amago_env``,
+built-in tasks and the ``make_env`` registry."""
 
 from amago_rl.envs.action_spec import ActionKind, classify_action_spec
 from amago_rl.envs.action_transforms import ActionRescale, OneHotActions
+from amago_rl.envs.builtin import (
+    DarkKeyDoor,
+    MazeRunner,
+    MetaBandit,
+    MetaFrozenLake,
+    TMaze,
+    TMazeActive,
+    TMazePassive,
+    hindsight_instruction_relabel,
+)
+from amago_rl.envs.registry import list_envs, make_env, register_env
 from amago_rl.envs.transforms import AMAGOTimestep, PrevActionReward, timestep_transforms
 from amago_rl.envs.trials import KEpisodeTrial, trial_info_reader
 from amago_rl.envs.wrap import amago_env
@@ -10,11 +22,22 @@ __all__ = [
     "AMAGOTimestep",
     "ActionKind",
     "ActionRescale",
+    "DarkKeyDoor",
     "KEpisodeTrial",
+    "MazeRunner",
+    "MetaBandit",
+    "MetaFrozenLake",
     "OneHotActions",
     "PrevActionReward",
+    "TMaze",
+    "TMazeActive",
+    "TMazePassive",
     "amago_env",
     "classify_action_spec",
+    "hindsight_instruction_relabel",
+    "list_envs",
+    "make_env",
+    "register_env",
     "timestep_transforms",
     "trial_info_reader",
 ]

@@ -15,6 +15,7 @@ Specs, per env: ``observation`` [*obs_shape] float32, ``action`` one-hot [n] (Di
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,44 @@ def _import_jax() -> tuple[Any, Any]:
     return jax, gymnax
 
 
+@functools.lru_cache(maxsize=16)
+def _compile(env_name: str, num_envs: int, env_kwargs: tuple[tuple[str, Any], ...]) -> tuple:
+    """gymnax env, params and jitted batch functions, cached so that new envs skip recompiling.
+
+    Returns ``(env, params, step_and_autoreset, reset_all, reset_rows)``:
+    ``step_and_autoreset(key, state, action) -> (key, obs, reward, done, reset_obs, state)``
+    steps all rows and switches finished ones to a fresh reset state;
+    ``reset_all(key) -> (obs, state)``; ``reset_rows(key, state, rows) -> (obs, state)`` resets
+    the rows where ``rows`` [N] is True.
+    """
+    jax, gymnax = _import_jax()
+    jnp = jax.numpy
+    env, params = gymnax.make(env_name, **dict(env_kwargs))
+    v_reset = jax.vmap(env.reset_env, in_axes=(0, None))
+    v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+
+    def rowwise(rows: Any, new: Any, old: Any) -> Any:
+        return jnp.where(rows.reshape(rows.shape + (1,) * (old.ndim - 1)), new, old)
+
+    def reset_all(key: Any) -> tuple[Any, Any]:
+        return v_reset(jax.random.split(key, num_envs), params)
+
+    def reset_rows(key: Any, state: Any, rows: Any) -> tuple[Any, Any]:
+        obs, fresh = reset_all(key)
+        return obs, jax.tree_util.tree_map(lambda a, b: rowwise(rows, a, b), fresh, state)
+
+    def step_and_autoreset(key: Any, state: Any, action: Any) -> tuple[Any, ...]:
+        key, k_step, k_reset = jax.random.split(key, 3)
+        obs, stepped, reward, done, _ = v_step(
+            jax.random.split(k_step, num_envs), state, action, params
+        )
+        reset_obs, fresh = reset_all(k_reset)
+        state = jax.tree_util.tree_map(lambda a, b: rowwise(done, a, b), fresh, stepped)
+        return key, obs, reward, done, reset_obs, state
+
+    return env, params, jax.jit(step_and_autoreset), jax.jit(reset_all), jax.jit(reset_rows)
+
+
 class GymnaxEnv(EnvBase):
     """``num_envs`` copies of a gymnax env, stepped together on the jax CPU backend.
 
@@ -42,7 +81,7 @@ class GymnaxEnv(EnvBase):
         env_name: a gymnax id, e.g. ``"MemoryChain-bsuite"`` (``gymnax.registered_envs``).
         num_envs: batch size of the env.
         seed: seed of the jax PRNG key (``set_seed`` re-keys it).
-        env_kwargs: passed to ``gymnax.make`` (e.g. ``memory_length`` via ``env_params``).
+        env_kwargs: keyword arguments of ``gymnax.make`` (hashable values).
         device: torch device of the returned tensors.
     """
 
@@ -69,9 +108,9 @@ class GymnaxEnv(EnvBase):
         self._cpu = jax.devices("cpu")[0]
         self.env_name = env_name
         self.num_envs = num_envs
-        self._env, self._params = gymnax.make(env_name, **(env_kwargs or {}))
+        compiled = _compile(env_name, num_envs, tuple(sorted((env_kwargs or {}).items())))
+        self._env, self._params, self._step_fn, self._reset_all, self._reset_rows = compiled
         self._make_specs()
-        self._build_functions()
         self._key = jax.random.PRNGKey(seed)
         self._state: Any = None
         n = num_envs
@@ -103,42 +142,6 @@ class GymnaxEnv(EnvBase):
         self.done_spec = Composite(
             done=flag.clone(), terminated=flag.clone(), truncated=flag.clone(), shape=shape
         )
-
-    def _build_functions(self) -> None:
-        jax, env, params = self._jax, self._env, self._params
-        jnp = jax.numpy
-        v_reset = jax.vmap(env.reset_env, in_axes=(0, None))
-        v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
-
-        def step_and_autoreset(key: Any, state: Any, action: Any) -> tuple[Any, ...]:
-            key, k_step, k_reset = jax.random.split(key, 3)
-            n = action.shape[0]
-            obs, new_state, reward, done, _ = v_step(
-                jax.random.split(k_step, n), state, action, params
-            )
-            reset_obs, reset_state = v_reset(jax.random.split(k_reset, n), params)
-
-            def pick(fresh: Any, stepped: Any) -> Any:
-                where = done.reshape(done.shape + (1,) * (stepped.ndim - 1))
-                return jnp.where(where, fresh, stepped)
-
-            state = jax.tree_util.tree_map(pick, reset_state, new_state)
-            return key, obs, reward, done, reset_obs, state
-
-        def reset_all(key: Any) -> tuple[Any, Any]:
-            return v_reset(jax.random.split(key, self.num_envs), params)
-
-        def reset_rows(key: Any, state: Any, rows: Any) -> tuple[Any, Any]:
-            obs, fresh = reset_all(key)
-
-            def pick(new: Any, old: Any) -> Any:
-                return jnp.where(rows.reshape(rows.shape + (1,) * (old.ndim - 1)), new, old)
-
-            return obs, jax.tree_util.tree_map(pick, fresh, state)
-
-        self._step_fn = jax.jit(step_and_autoreset)
-        self._reset_all = jax.jit(reset_all)
-        self._reset_rows = jax.jit(reset_rows)
 
     def _next_key(self) -> Any:
         self._key, key = self._jax.random.split(self._key)

@@ -1,0 +1,119 @@
+"""POPGym and gymnax adapters (skipped cleanly when the optional package is missing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchrl.envs.utils import check_env_specs
+
+from amago_rl.envs.registry import make_env
+
+popgym = pytest.importorskip("popgym", reason="POPGym tests need the 'envs' extra")
+
+from amago_rl.envs.suites.popgym import (  # noqa: E402 (after the importorskip)
+    MULTIDOMAIN_GAMES,
+    MultiDomainPOPGym,
+    POPGymEnv,
+    popgym_names,
+)
+
+
+def test_every_popgym_env_passes_spec_checks() -> None:
+    names = popgym_names()
+    assert len(names) >= 42 and "AutoencodeEasy" in names
+    for name in names:
+        check_env_specs(make_env(f"popgym/{name}", seed=0))
+
+
+def test_popgym_spaces_timer_and_truncation_as_terminal() -> None:
+    auto = POPGymEnv("popgym-AutoencodeEasy-v0")  # Tuple obs: flattened, + timer
+    assert auto.observation_space.shape == (7,)
+    recall = POPGymEnv("CountRecallHard")  # MultiDiscrete([13, 13]) obs: 2 one-hots of 13
+    obs, _ = recall.reset(seed=0)
+    assert obs.shape == (27,) and obs[:26].sum() == 2 and obs[-1] == 0
+    assert POPGymEnv("BattleshipEasy").action_space.n == 64  # MultiDiscrete([8, 8]) actions
+    env = make_env("popgym/RepeatPreviousEasy", seed=0)
+    steps = env.rollout(200)
+    timer = steps["observation"][:, -1]
+    assert torch.equal(timer, steps["time_idx"][:, 0].float())
+    assert steps["next", "done"][-1].item() and steps["next", "terminated"][-1].item()
+    assert steps["next", "done"].sum() == 1
+    plain = POPGymEnv("RepeatPreviousEasy", truncated_is_done=False, append_timer=False)
+    assert plain.observation_space.shape == (4,)
+
+
+def test_popgym_seeded_determinism() -> None:
+    def rollout(seed: int) -> torch.Tensor:
+        env = make_env("popgym/RepeatFirstEasy", seed=seed)
+        torch.manual_seed(0)
+        return env.rollout(30)["observation"]
+
+    assert torch.equal(rollout(3), rollout(3))
+    assert not torch.equal(rollout(3), rollout(4))
+
+
+def test_multidomain_spaces_and_spec_check() -> None:
+    env = MultiDomainPOPGym()
+    assert len(MULTIDOMAIN_GAMES) == 27 and set(env.games) == set(MULTIDOMAIN_GAMES)
+    assert env.observation_space.shape == (30,)
+    assert env.action_space.n == 27  # CountRecallEasy/Medium have 27 actions in popgym 1.0.7
+    check_env_specs(make_env("popgym_multidomain", seed=0))
+    games = {env.reset(seed=s)[1]["game"] for s in range(40)}
+    assert len(games) > 15
+
+
+def test_multidomain_warmup_episode_reveals_but_does_not_pay() -> None:
+    env = MultiDomainPOPGym(warmup_episodes=1, games=("RepeatPreviousEasy",))
+    obs, info = env.reset(seed=0)
+    assert info["game"] == "RepeatPreviousEasy"
+    assert obs[-4:].tolist() == [0.0, 0.0, 1.0, 0.0]
+    rng = np.random.default_rng(0)
+    log = []
+    terminated = False
+    while not terminated:
+        obs, shown, terminated, truncated, info = env.step(int(rng.integers(4)))
+        log.append((obs[-4], obs[-3], obs[-1], shown))
+        assert not truncated and info["valid_action"]
+    steps = np.array(log)
+    np.testing.assert_allclose(steps[:, 0], np.arange(1, len(log) + 1) / 1000, rtol=1e-6)
+    warm = steps[:, 1] == 0.0
+    reset_step = int(np.argmax(~warm))  # first step showing episode 1: the soft reset step
+    assert warm[:reset_step].all() and not warm[reset_step:].any()
+    assert (steps[warm, 3] == 0).all() and (steps[warm, 2] != 0).any()  # revealed, not paid
+    assert steps[reset_step, 2] == steps[reset_step, 3] == 0.0
+    np.testing.assert_allclose(steps[~warm, 3], steps[~warm, 2], rtol=1e-6)  # paid as shown
+    assert reset_step == len(log) - reset_step - 1  # two equal-length episodes + the reset step
+    env.reset(seed=1)
+    obs, _, _, _, info = env.step(26)  # RepeatPreviousEasy has 4 actions
+    assert obs[-2] == 0.0 and not info["valid_action"]
+
+
+def test_gymnax_batched_env_spec_and_autoreset() -> None:
+    pytest.importorskip("jax", reason="gymnax tests need the 'gymnax' extra")
+    pytest.importorskip("gymnax", reason="gymnax tests need the 'gymnax' extra")
+    env = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0)
+    assert env.batch_size == torch.Size([4])
+    check_env_specs(env)
+    torch.manual_seed(0)
+    steps = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0).rollout(
+        40, break_when_any_done=False
+    )
+    done, init = steps["next", "done"][..., 0], steps["is_init"][..., 0]
+    assert done.sum() >= 16  # MemoryChain episodes are 6 steps long
+    assert torch.equal(init[:, 1:], done[:, :-1])  # the step after every done starts a trajectory
+    assert (steps["time_idx"][init] == 0).all() and init[:, 0].all()
+    # MemoryChain shows time-remaining 1 and the +-1 context only on the reset observation:
+    first = steps["observation"][init]
+    assert (first[:, 0] == 1).all() and (first[:, 2].abs() == 1).all()
+    assert (steps["next", "observation"][done][:, 0] < 1).all()  # true last obs, not the reset one
+    torch.manual_seed(0)
+    again = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0).rollout(
+        40, break_when_any_done=False
+    )
+    assert torch.equal(again["observation"], steps["observation"])
+    assert not torch.equal(
+        env.rollout(40, break_when_any_done=False)["observation"], again["observation"]
+    )
+    with pytest.raises(ValueError, match="MemoryChain-bsuite"):
+        make_env("gymnax/MemoryChain")
