@@ -114,8 +114,8 @@ class GymnaxEnv(EnvBase):
         self._key = jax.random.PRNGKey(seed)
         self._state: Any = None
         n = num_envs
-        self._last_obs = torch.zeros(n, *self._obs_shape)
-        self._pending_obs = torch.zeros(n, *self._obs_shape)
+        self._last_obs = torch.zeros(n, *self._obs_shape, device=self.device)
+        self._pending_obs = torch.zeros(n, *self._obs_shape, device=self.device)
         self._pending = np.zeros(n, dtype=bool)  # rows auto-reset, reset obs not yet handed out
 
     def _make_specs(self) -> None:
