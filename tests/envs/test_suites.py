@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.envs.registry import make_env
-
-popgym = pytest.importorskip("popgym", reason="POPGym tests need the 'envs' extra")
-
-from amago_rl.envs.suites.popgym import (  # noqa: E402 (after the importorskip)
+from amago_rl.envs.suites.popgym import (
     MULTIDOMAIN_GAMES,
     MultiDomainPOPGym,
     POPGymEnv,
     popgym_names,
 )
 
+needs_popgym = pytest.mark.skipif(
+    importlib.util.find_spec("popgym") is None, reason="POPGym tests need the 'envs' extra"
+)
+needs_gymnax = pytest.mark.skipif(
+    importlib.util.find_spec("gymnax") is None or importlib.util.find_spec("jax") is None,
+    reason="gymnax tests need the 'gymnax' extra",
+)
 
+
+@needs_popgym
 def test_every_popgym_env_passes_spec_checks() -> None:
     names = popgym_names()
     assert len(names) >= 42 and "AutoencodeEasy" in names
@@ -26,6 +34,7 @@ def test_every_popgym_env_passes_spec_checks() -> None:
         check_env_specs(make_env(f"popgym/{name}", seed=0))
 
 
+@needs_popgym
 def test_popgym_spaces_timer_and_truncation_as_terminal() -> None:
     auto = POPGymEnv("popgym-AutoencodeEasy-v0")  # Tuple obs: flattened, + timer
     assert auto.observation_space.shape == (7,)
@@ -43,6 +52,7 @@ def test_popgym_spaces_timer_and_truncation_as_terminal() -> None:
     assert plain.observation_space.shape == (4,)
 
 
+@needs_popgym
 def test_popgym_seeded_determinism() -> None:
     def rollout(seed: int) -> torch.Tensor:
         env = make_env("popgym/RepeatFirstEasy", seed=seed)
@@ -53,6 +63,7 @@ def test_popgym_seeded_determinism() -> None:
     assert not torch.equal(rollout(3), rollout(4))
 
 
+@needs_popgym
 def test_multidomain_spaces_and_spec_check() -> None:
     env = MultiDomainPOPGym()
     assert len(MULTIDOMAIN_GAMES) == 27 and set(env.games) == set(MULTIDOMAIN_GAMES)
@@ -63,6 +74,7 @@ def test_multidomain_spaces_and_spec_check() -> None:
     assert len(games) > 15
 
 
+@needs_popgym
 def test_multidomain_warmup_episode_reveals_but_does_not_pay() -> None:
     env = MultiDomainPOPGym(warmup_episodes=1, games=("RepeatPreviousEasy",))
     obs, info = env.reset(seed=0)
@@ -89,9 +101,8 @@ def test_multidomain_warmup_episode_reveals_but_does_not_pay() -> None:
     assert obs[-2] == 0.0 and not info["valid_action"]
 
 
+@needs_gymnax
 def test_gymnax_batched_env_spec_and_autoreset() -> None:
-    pytest.importorskip("jax", reason="gymnax tests need the 'gymnax' extra")
-    pytest.importorskip("gymnax", reason="gymnax tests need the 'gymnax' extra")
     env = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0)
     assert env.batch_size == torch.Size([4])
     check_env_specs(env)
