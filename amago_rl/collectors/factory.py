@@ -1,0 +1,101 @@
+"""``make_collector``: TorchRL's ``Collector`` (1 worker, in-process) or ``MultiAsyncCollector``.
+
+Throughput comes from batching envs inside one policy call (TORCHRL_NOTES.md §3): each worker
+steps a *batched* env (``make_env(name, num_envs=k)``: a ``SyncVectorEnv`` or ``SerialEnv`` in one
+process) and calls the policy once per step for all ``k`` envs. Worker processes add parallelism
+on top; they never replace batching.
+
+Multi-process collection uses the ``spawn`` start method, so the script that builds it must be
+importable without side effects::
+
+    if __name__ == "__main__":
+        collector = make_collector(lambda: make_env("tmaze_passive", num_envs=8), policy,
+                                   num_workers=2, frames_per_batch=512)
+        for batch in collector:
+            ...
+            collector.update_policy_weights_()
+        collector.shutdown()
+
+Each worker re-imports torch (about 330 MB RSS per worker) and unpickles the policy: its own
+rollout memory (KV caches / hidden states, one row per env of its batched env) lives there and
+carries over from one batch to the next. Classes in the policy must be importable by the worker
+(defined in a module, not in ``__main__`` of an interactive session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensordict.nn import TensorDictModuleBase
+from torchrl.collectors import BaseCollector, Collector, MultiAsyncCollector
+from torchrl.envs import EnvBase
+
+
+def make_collector(
+    create_env_fn: Callable[[], EnvBase],
+    policy: TensorDictModuleBase,
+    *,
+    num_workers: int = 1,
+    frames_per_batch: int,
+    total_frames: int = -1,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+    **collector_kwargs: Any,
+) -> BaseCollector:
+    """Build the collector for ``num_workers`` actors.
+
+    Args:
+        create_env_fn: returns one (batched) env, batch size ``[k]``; called once per worker.
+            Must be picklable by cloudpickle when ``num_workers > 1`` (lambdas are fine).
+        policy: the rollout policy (``make_rollout_policy(...)``). With one worker it runs
+            in-process and is the learner's object (parameter updates are seen at once); with
+            more, each worker holds a copy and ``update_policy_weights_()`` pushes parameters
+            and buffers (e.g. input-normalisation statistics, the exploration step) to them.
+        num_workers: 1 -> ``Collector``; N > 1 -> ``MultiAsyncCollector`` over N processes.
+        frames_per_batch: env steps per yielded batch, summed over the ``k`` envs of one worker
+            (a batch is ``[k, frames_per_batch // k]``; with several workers each batch comes
+            from one worker, in completion order).
+        total_frames: stop after this many frames (-1: endless).
+        device: device of policy and env.
+        seed: env seeds: worker i gets seeds ``seed + i * k ...`` (the envs of one batched env
+            get consecutive seeds), and the torch / numpy RNGs of worker i are seeded with
+            its first env seed, so workers sample different actions. ``None``: a seed drawn from
+            torch's RNG, because freshly spawned processes all start from torch's same default
+            seed and would otherwise sample identical random streams.
+        **collector_kwargs: any other option of the TorchRL collector (``postproc``,
+            ``trajs_per_batch``, ``replay_buffer``, ``exploration_type``, ...).
+
+    Returns:
+        a ``torchrl.collectors.BaseCollector``: iterate it for batches, call
+        ``update_policy_weights_()`` after learning and ``shutdown()`` at the end.
+    """
+    if num_workers < 1:
+        raise ValueError(f"make_collector: num_workers must be >= 1, got {num_workers}.")
+    if frames_per_batch < 1:
+        raise ValueError(f"make_collector: frames_per_batch must be >= 1, got {frames_per_batch}.")
+    if not callable(create_env_fn) or isinstance(create_env_fn, EnvBase):
+        raise TypeError(
+            "make_collector: create_env_fn must be a function returning an env (e.g. "
+            f"lambda: make_env(name, num_envs=8)), got {type(create_env_fn).__name__}."
+        )
+    options: dict[str, Any] = {
+        "frames_per_batch": frames_per_batch,
+        "total_frames": total_frames,
+        "device": device,
+        "split_trajs": False,
+        # The env is built by us with InitTracker and no primers: the rollout memory lives in
+        # the policy module, so nothing needs registering (and auto-registration warns).
+        "auto_register_policy_transforms": False,
+    }
+    options.update(collector_kwargs)
+    if num_workers == 1:
+        collector: BaseCollector = Collector(create_env_fn, policy, **options)
+    else:
+        options.setdefault("num_sub_threads", 1)  # one torch thread per collecting process
+        collector = MultiAsyncCollector([create_env_fn] * num_workers, policy, **options)
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    collector.set_seed(seed)
+    return collector
