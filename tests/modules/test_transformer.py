@@ -233,10 +233,10 @@ def test_sigma_reparam_init_and_power_iteration_only_in_training() -> None:
     assert layer.weight.grad is not None and layer.gamma.grad is not None
 
 
-def test_sigma_reparam_fused_step_path_matches_weight_path() -> None:
+def test_sigma_reparam_output_scaling_path_matches_weight_path() -> None:
     layer = SigmaReparamLinear(16, 8).eval()
     x = torch.randn(3, 16)
-    step = layer(x)  # 2-D, few rows: fused path
+    step = layer(x)  # 2-D, few rows: output-scaling path
     seq = layer(x.unsqueeze(0))[0]  # 3-D: rescaled-weight path
     torch.testing.assert_close(step, seq, atol=1e-6, rtol=0)
     step.sum().backward()

@@ -16,6 +16,7 @@ Kernels: ``torch.nn.functional.scaled_dot_product_attention`` (SDPA) everywhere;
 from __future__ import annotations
 
 import importlib.util
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,22 @@ from amago_rl.modules.trajectory.sigma_reparam import SigmaReparamLinear
 
 ATTENTION_KINDS = ("auto", "sdpa", "flash")
 RopeCosSin = tuple[torch.Tensor, torch.Tensor] | None
+
+
+class StepCache(NamedTuple):
+    """One layer's view of the rollout KV cache for the current step (all views of one tensor).
+
+    rows: ``[N * 2 * H * S, dh]`` the layer's cache flattened to rows (write target).
+    keys, values: ``[N, H, span, dh]`` the first ``span`` ring-buffer slots.
+    write_idx: ``[N * 2 * H]`` the rows receiving this step's k, v (slot ``count % S`` per env).
+    key_mask: ``[N, 1, 1, span]`` bool (valid slots per env), or None when all are valid.
+    """
+
+    rows: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
+    write_idx: torch.Tensor
+    key_mask: torch.Tensor | None
 
 
 def flash_attn_available() -> bool:
@@ -133,44 +150,28 @@ class SelfAttention(nn.Module):
             )
         return self._finish(o)
 
-    def forward_step(
-        self,
-        h: torch.Tensor,
-        rope: RopeCosSin,
-        kv_cache: torch.Tensor,
-        write_idx: torch.Tensor,
-        span: int,
-        key_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Rollout mode: ``h [N, D]`` -> ``[N, D]``; writes this step's k, v into the cache.
-
-        Args:
-            rope: cos/sin ``[N, 1, dh]`` or None.
-            kv_cache: ``[N, 2, H, S, dh]`` ring buffers (keys, values), contiguous, updated in place.
-            write_idx: ``[N * 2 * H]`` rows of ``kv_cache.view(-1, dh)`` that receive this step's
-                k, v (slot ``count % S`` of each env).
-            span: attend over cache slots ``[0, span)``.
-            key_mask: ``[N, 1, 1, span]`` bool (valid slots) or None when all are valid.
-        """
+    def forward_step(self, h: torch.Tensor, rope: RopeCosSin, cache: StepCache) -> torch.Tensor:
+        """Rollout mode: ``h [N, D]`` -> ``[N, D]``; writes this step's k, v into ``cache.rows``.
+        ``rope``: cos/sin ``[N, 1, dh]`` or None."""
         n = h.shape[0]
-        qkv = self.qkv(h).view(n, 3, self.n_heads, self.head_dim)
-        q, new_kv = qkv[:, 0], qkv[:, 1:]  # [N, H, dh], [N, 2, H, dh]
+        q, k, v = self.qkv(h).view(n, 3, self.n_heads, self.head_dim).unbind(1)  # [N, H, dh]
         if rope is not None:
-            q = apply_rotary(q, *rope)
-            new_kv = torch.stack((apply_rotary(qkv[:, 1], *rope), qkv[:, 2]), dim=1)
-        # One indexed copy writes k and v of every env and head; the cache is rollout state,
-        # never part of an autograd graph.
-        kv_cache.view(-1, self.head_dim).index_copy_(
-            0, write_idx, new_kv.detach().reshape(-1, self.head_dim)
-        )
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        new_kv = torch.stack((k, v), dim=1)  # [N, 2, H, dh]
+        if new_kv.requires_grad:  # the cache is rollout state, never part of an autograd graph
+            new_kv = new_kv.detach()
+        # One indexed copy writes k and v of every env and head (into the `keys` / `values` views).
+        cache.rows.index_copy_(0, cache.write_idx, new_kv.view(-1, self.head_dim))
         o = F.scaled_dot_product_attention(
             q.unsqueeze(-2),
-            kv_cache[:, 0, :, :span],
-            kv_cache[:, 1, :, :span],
-            attn_mask=key_mask,
+            cache.keys,
+            cache.values,
+            attn_mask=cache.key_mask,
             dropout_p=self.dropout_attn if self.training else 0.0,
         )  # [N, H, 1, dh]
-        return self._finish(o).squeeze(-2)
+        if self.head_scale is not None:
+            o = o * self.head_scale
+        return self.out(o.reshape(n, -1))
 
 
 def _flash_attention(

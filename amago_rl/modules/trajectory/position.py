@@ -45,7 +45,7 @@ class SinusoidalPositionEmbedding(nn.Module):
         self.register_buffer("omega", _frequencies(dim, base), persistent=False)
 
     def forward(self, time_idx: torch.Tensor) -> torch.Tensor:
-        angles = time_idx.unsqueeze(-1).to(self.omega.dtype) * self.omega  # [*, D/2]
+        angles = time_idx.unsqueeze(-1) * self.omega  # [*, D/2], float (type promotion)
         # stack(..., -1).flatten puts sin at even and cos at odd dims.
         return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
 
@@ -90,7 +90,7 @@ class RotaryPositionEmbedding(nn.Module):
 
     def cos_sin(self, time_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``time_idx [*] -> (cos, sin)``, each ``[*, dh]`` (the half-dim angles repeated twice)."""
-        angles = time_idx.unsqueeze(-1).to(self.inv_freq.dtype) * self.inv_freq
+        angles = time_idx.unsqueeze(-1) * self.inv_freq
         angles = torch.cat((angles, angles), dim=-1)
         return angles.cos(), angles.sin()
 

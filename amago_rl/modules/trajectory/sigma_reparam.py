@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# For 2-D inputs with at most this many rows (rollout steps: one row per env) the layer gets ``W v``
-# from the same matmul as ``W x`` and scales the output instead of the weight: one pass over ``W``
-# and a few tiny ops instead of a matrix-vector product plus a full rescaled copy of ``W``.
-_FUSED_MAX_ROWS = 64
+# For 2-D inputs with at most this many rows (rollout steps: one row per env) the layer scales the
+# output instead of the weight. Measured on the project machine, this costs less than a fused
+# ``[x; v]`` matmul, whose extra slicing ops outweigh the saved matrix-vector product.
+_SMALL_BATCH_ROWS = 64
 
 
 class SigmaReparamLinear(nn.Module):
@@ -84,17 +84,12 @@ class SigmaReparamLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.power_iteration()
-        u, v = self._uv()
-        weight = self.weight
-        if x.dim() == 2 and x.shape[0] <= _FUSED_MAX_ROWS:
-            # Rollout step (one row per env): append v as an extra input row, so one matmul gives
-            # both W x and W v, then scale the output rather than the weight.
-            out = F.linear(torch.cat((x, v.unsqueeze(0))), weight)
-            scale = self.gamma / torch.dot(u, out[-1])
-            if self.bias is None:
-                return out[:-1] * scale
-            return torch.addcmul(self.bias, out[:-1], scale)
-        return F.linear(x, (self.gamma / torch.dot(u, weight @ v)) * weight, self.bias)
+        scale = self.gamma / self.sigma()
+        if x.dim() == 2 and x.shape[0] <= _SMALL_BATCH_ROWS:
+            # Rollout step (one row per env): scaling the output is cheaper than a rescaled copy of W.
+            y = F.linear(x, self.weight)
+            return y * scale if self.bias is None else torch.addcmul(self.bias, y, scale)
+        return F.linear(x, scale * self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (

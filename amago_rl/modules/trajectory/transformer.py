@@ -19,6 +19,7 @@ from torch import nn
 from amago_rl.modules.trajectory.attention import (
     RopeCosSin,
     SelfAttention,
+    StepCache,
     check_attention_kind,
     flash_attn_available,
     sequence_attention_mask,
@@ -99,12 +100,9 @@ class TransformerBlock(nn.Module):
         self,
         x: torch.Tensor,
         rope: RopeCosSin,
-        kv_cache: torch.Tensor,
-        write_idx: torch.Tensor,
-        span: int,
-        key_mask: torch.Tensor | None,
+        cache: StepCache,
     ) -> torch.Tensor:
-        a = self.attn.forward_step(self.ln1(x), rope, kv_cache, write_idx, span, key_mask)
+        a = self.attn.forward_step(self.ln1(x), rope, cache)
         return self._feed_forward(x + self.ln2(a))
 
 
@@ -245,8 +243,9 @@ class TransformerTrajEncoder(TrajEncoder):
         ``kv [n_layers, N, 2, H, max_seq_len, dh]`` holds keys and values in one tensor so a step
         writes both with a single indexed copy; ``k`` and ``v`` are views of it
         (``[n_layers, N, H, max_seq_len, dh]``). ``count [N]``: tokens seen since each env's last
-        reset; the next token goes to ring-buffer slot ``count % max_seq_len``. ``head_rows [N, 2H]``:
-        the row offsets of each (env, k/v, head) in ``kv[layer].view(-1, dh)``.
+        reset; the next token goes to ring-buffer slot ``count % max_seq_len``. ``kv_rows``: ``kv``
+        viewed as ``[n_layers, N * 2 * H * max_seq_len, dh]``; ``head_rows [N, 2H]``: the row offset
+        of each (env, k/v, head) in it.
         """
         window, heads = self.max_seq_len, self.n_heads
         kv = torch.zeros(
@@ -255,6 +254,7 @@ class TransformerTrajEncoder(TrajEncoder):
         head_rows = torch.arange(n * 2 * heads, device=device).view(n, 2 * heads) * window
         return {
             "kv": kv,
+            "kv_rows": kv.view(self.n_layers, -1, self.head_dim),
             "k": kv[:, :, 0],
             "v": kv[:, :, 1],
             "count": torch.zeros(n, device=device, dtype=torch.long),
@@ -284,8 +284,10 @@ class TransformerTrajEncoder(TrajEncoder):
         if self.rope is not None:
             cos, sin = self.rope.cos_sin(time_idx)
             rope = (cos.unsqueeze(1), sin.unsqueeze(1))  # [N, 1, dh], broadcast over heads
-        kv = memory["kv"]
+        keys, values = memory["kv"][..., :span, :].unbind(2)  # [n_layers, N, H, span, dh] views
+        rows = memory["kv_rows"]
         for layer, block in enumerate(self.blocks):
-            h = block.forward_step(h, rope, kv[layer], write_idx, span, key_mask)
+            cache = StepCache(rows[layer], keys[layer], values[layer], write_idx, key_mask)
+            h = block.forward_step(h, rope, cache)
         count.add_(1)
         return self.norm(h)
