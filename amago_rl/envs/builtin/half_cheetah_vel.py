@@ -14,6 +14,7 @@ Actions ``Box(-1, 1, [6])``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gymnasium as gym
@@ -21,14 +22,23 @@ import numpy as np
 
 from amago_rl.errors import require_optional
 
+_log = logging.getLogger(__name__)
+
 
 def _make_cheetah(ctrl_cost_weight: float) -> gym.Env:
     try:
-        import mujoco  # noqa: F401
+        import mujoco
         from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
     except ImportError as err:
         raise require_optional("mujoco", "envs", "HalfCheetahVel") from err
-    return HalfCheetahEnv(ctrl_cost_weight=ctrl_cost_weight)
+    # mujoco >= 3.3 warns that gymnasium's half_cheetah.xml uses a deprecated attribute and
+    # appends that to MUJOCO_LOG.TXT in the working directory: send it to logging instead.
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda msg: _log.debug("mujoco: %s", msg))
+    try:
+        return HalfCheetahEnv(ctrl_cost_weight=ctrl_cost_weight)
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 class HalfCheetahVel(gym.Env):
