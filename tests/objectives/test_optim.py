@@ -12,7 +12,7 @@ from amago_rl.objectives.optim import make_optimizer, unique_parameters
 def test_adamw_with_linear_warmup() -> None:
     net = nn.Linear(3, 2)
     opt, sched = make_optimizer(net, lr=1e-3, weight_decay=0.1, warmup_steps=4)
-    assert isinstance(opt, torch.optim.AdamW)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]
     assert opt.param_groups[0]["weight_decay"] == 0.1
     lrs = []
     for _ in range(6):
@@ -45,3 +45,20 @@ def test_errors() -> None:
         make_optimizer()
     with pytest.raises(ValueError, match="no trainable"):
         make_optimizer(nn.Linear(1, 1).requires_grad_(False))
+
+
+def test_fused_and_loop_adamw_agree() -> None:
+    torch.manual_seed(0)
+    a = nn.Linear(4, 3)
+    b = nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a, _ = make_optimizer(a, lr=1e-2, warmup_steps=0)
+    opt_b, _ = make_optimizer(b, lr=1e-2, warmup_steps=0, fused=False)
+    x = torch.randn(8, 4)
+    for _ in range(3):
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            net(x).pow(2).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6)
