@@ -18,7 +18,7 @@ from amago_rl.errors import check_last_dim, missing_key_error
 from amago_rl.modules.heads.actor import POLICY_PARAMS, ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble
 from amago_rl.objectives.filters import AdvantageFilter, NoFilter, make_filter
-from amago_rl.objectives.loss_utils import masked_mean, policy_entropy, validate_modules
+from amago_rl.objectives.loss_utils import loss_diagnostics, masked_mean, validate_modules
 from amago_rl.objectives.policy_actions import buffer_actions_for_critic, policy_value_actions
 from amago_rl.objectives.popart import PopArt
 from amago_rl.objectives.value_targets import nstep_targets, reduce_ensemble
@@ -329,7 +329,8 @@ class AMAGOLoss(LossModule):
         return out
 
     def _prob_bounds(self) -> tuple[float, float]:
-        return self.actor_head.prob_low, self.actor_head.prob_high
+        head = self.actor_head
+        return getattr(head, "prob_low", 1e-3), getattr(head, "prob_high", 0.99)
 
     @torch.no_grad()
     def _diagnostics(
@@ -340,19 +341,7 @@ class AMAGOLoss(LossModule):
         adv: torch.Tensor | None,
         dist: torch.distributions.Distribution,
     ) -> dict[str, torch.Tensor]:
-        g = target.shape[-1]
-        q = self._to_return_units(v_data)  # [B, T, C, G]
-        flat_valid = valid.reshape(-1)
-        tgt = target.reshape(-1, g)[flat_valid]
-        diag = {
-            "q_mean": masked_mean(q, valid.unsqueeze(-1), keep_last=True),
-            "td_target_mean": masked_mean(target, valid, keep_last=True),
-            "td_target_min": tgt.min() if tgt.numel() else target.new_zeros(()),
-            "td_target_max": tgt.max() if tgt.numel() else target.new_zeros(()),
-            "popart_mu": self.popart.mu.clone(),
-            "popart_sigma": self.popart.sigma.clone(),
-            "policy_entropy": masked_mean(policy_entropy(dist)[..., -1:], valid),
-        }
+        diag = loss_diagnostics(self._to_return_units(v_data), target, valid, dist, self.popart)
         if adv is not None:
             diag["filter_accept_rate"] = masked_mean((adv > 0).float(), valid)
             diag["filter_weight_mean"] = masked_mean(self.filter(adv), valid)

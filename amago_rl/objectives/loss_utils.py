@@ -1,4 +1,4 @@
-"""Small helpers shared by the AMAGO losses: masked means, entropy, constructor checks."""
+"""Small helpers shared by the AMAGO losses: masked means, diagnostics, constructor checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 from torch.distributions import Distribution
+
+from amago_rl.objectives.popart import PopArt
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, keep_last: bool = False) -> torch.Tensor:
@@ -25,6 +27,34 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, keep_last: bool = False) ->
     else:
         total, count = total.sum(), mask.sum()
     return total / count.clamp_min(1).to(x.dtype)
+
+
+@torch.no_grad()
+def loss_diagnostics(
+    q: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    dist: Distribution,
+    popart: PopArt,
+) -> dict[str, torch.Tensor]:
+    """Detached statistics of one loss evaluation.
+
+    Args:
+        q: ``[B, T, C, G]`` critic values at buffer actions, in return units.
+        target: ``[B, T, G]`` TD targets. valid: ``[B, T, 1]`` bool.
+        dist: the policy on ``[B, T, G]``; its entropy is reported for the main (last) discount.
+    """
+    tgt = target.reshape(-1, target.shape[-1])[valid.reshape(-1)]
+    zero = target.new_zeros(())
+    return {
+        "q_mean": masked_mean(q, valid.unsqueeze(-1), keep_last=True),
+        "td_target_mean": masked_mean(target, valid, keep_last=True),
+        "td_target_min": tgt.min() if tgt.numel() else zero,
+        "td_target_max": tgt.max() if tgt.numel() else zero,
+        "popart_mu": popart.mu.clone(),
+        "popart_sigma": popart.sigma.clone(),
+        "policy_entropy": masked_mean(policy_entropy(dist)[..., -1:], valid),
+    }
 
 
 def policy_entropy(dist: Distribution) -> torch.Tensor:

@@ -253,3 +253,34 @@ def test_loss_sums_with_other_losses(agent_factory: Callable, batch_factory: Cal
     other = TensorDict({"loss_aux": torch.tensor(2.0)}, [])
     total = sum(v for k, v in out.update(other).items() if k.startswith("loss_"))
     assert torch.isfinite(total) and total.requires_grad
+
+
+def test_single_discount_and_online_target_actor(
+    agent_factory: Callable, batch_factory: Callable
+) -> None:
+    # use_multigamma=False: the modules are built with [gamma] only and the loss follows them
+    agent = agent_factory("continuous", gammas=(0.999,))
+    loss = AMAGOLoss(*_modules(agent), gammas=[0.999], use_target_actor=False)
+    assert "target_actor_head_params" not in dict(loss.named_children())
+    SoftUpdate(loss, tau=0.003)  # only the critic has a target copy
+    out = loss(batch_factory("continuous", [5, 4], 5))
+    assert out["q_mean"].shape == (1,) and torch.isfinite(out["loss_actor"])
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("exp", {"beta": 0.5}), ("leaky_relu", {}), ("binary", {"threshold": 0.1}), ("none", {})],
+)
+def test_advantage_filter_choice(
+    name: str, kwargs: dict[str, Any], agent_factory: Callable, batch_factory: Callable
+) -> None:
+    td = batch_factory("discrete", [6, 6], 6)
+    loss = _loss(agent_factory("discrete"), filter=name, filter_kwargs=kwargs)
+    out = loss(td)
+    assert torch.isfinite(out["loss_actor"])
+    if name == "none":  # plain BC: no advantage is computed
+        assert "filter_weight_mean" not in out.keys()
+    elif name == "exp":
+        assert out["filter_weight_mean"] > 0.5  # exp(0.5 A) ~ 1 for the small initial A
+    else:
+        assert 0.0 <= out["filter_weight_mean"] <= 2.0
