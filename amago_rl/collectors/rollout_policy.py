@@ -86,12 +86,33 @@ class RolloutPolicy(TensorDictSequential):
                 m.training = True
 
 
+class ForcedExplorationType(TensorDictModuleBase):
+    """Runs ``module`` under a fixed exploration type, whatever the caller's context.
+
+    Used to act greedily (``DETERMINISTIC``: argmax / tanh of the mean) while the exploration
+    modules after it still see the collector's ``RANDOM`` context (AMAGO's T-Maze recipe:
+    argmax actions plus epsilon-greedy).
+    """
+
+    def __init__(self, module: TensorDictModuleBase, exploration_type: ExplorationType) -> None:
+        super().__init__()
+        self.module = module
+        self.forced_type = exploration_type
+        self.in_keys = list(module.in_keys)
+        self.out_keys = list(module.out_keys)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        with set_exploration_type(self.forced_type):
+            return self.module(tensordict)
+
+
 def make_rollout_policy(
     policy: TensorDictModuleBase,
     exploration: TensorDictModuleBase | Sequence[TensorDictModuleBase] | None = None,
     *,
     out_keys: Sequence[NestedKey] | None = None,
     exploration_type: ExplorationType | None = None,
+    actor_deterministic: bool = False,
 ) -> RolloutPolicy:
     """Actor then exploration, as the policy a collector runs.
 
@@ -105,6 +126,8 @@ def make_rollout_policy(
             modules' extra outputs such as an ``eps_key``). Pass e.g.
             ``["action", "action_log_prob"]`` to keep more.
         exploration_type: force a mode for every call (``None``: the collector's).
+        actor_deterministic: the actor takes its distribution's mode (argmax) while the
+            exploration modules still explore (AMAGO's ``sample_actions=False``).
 
     Returns:
         a :class:`RolloutPolicy` reading the actor's in_keys, writing ``out_keys``.
@@ -119,7 +142,12 @@ def make_rollout_policy(
         out_keys = [keys.ACTION]
         for module in explorers:
             out_keys += [k for k in module.out_keys if k not in out_keys]
-    return RolloutPolicy(policy, *explorers, out_keys=out_keys, exploration_type=exploration_type)
+    actor = (
+        ForcedExplorationType(policy, ExplorationType.DETERMINISTIC)
+        if actor_deterministic
+        else policy
+    )
+    return RolloutPolicy(actor, *explorers, out_keys=out_keys, exploration_type=exploration_type)
 
 
 def reset_policy_memory(module: nn.Module) -> None:
@@ -159,7 +187,11 @@ def eval_policy_copy(
     # Unpack our own wrappers (and plain sequences) to drop exploration; a ProbabilisticActor is
     # a TensorDictSequential too but is kept whole.
     if isinstance(policy, RolloutPolicy) or type(policy) is TensorDictSequential:
-        modules = [m for m in policy.module if not is_exploration_module(m)]
+        modules = [
+            m.module if isinstance(m, ForcedExplorationType) else m
+            for m in policy.module
+            if not is_exploration_module(m)
+        ]
     else:
         modules = [policy]
     # One deepcopy call: modules shared among them stay shared (and only) in the copy.

@@ -1,0 +1,69 @@
+"""``amago-train``: the Hydra command-line entry point.
+
+Examples::
+
+    amago-train                                   # default agent on the default memory task
+    amago-train env=meta_frozen_lake trajectory=gru trainer.epochs=50
+    amago-train +experiment=tmaze_cpu seed=1
+    amago-train run_dir=runs/my_run resume=true   # continue a run where its checkpoint left off
+    amago-train env.name=my_pkg.envs:make_env     # a user env (gymnasium Env or TorchRL EnvBase)
+
+The config tree lives in ``amago_rl/configs`` (also reachable as ``configs/`` in a checkout) and is
+validated against :class:`amago_rl.config.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from amago_rl.config import TrainConfig
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("RL_WARNINGS", "0")
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+def _run(cfg: DictConfig) -> None:
+    _quiet_libraries()
+    import torch
+
+    from amago_rl.trainer import Trainer
+
+    conf: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    if conf.threads is not None:
+        torch.set_num_threads(conf.threads)
+    run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
+    trainer = Trainer(conf, run_dir)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
+    trainer.train()
+    last = trainer.metrics.rows[-1] if trainer.metrics.rows else {}
+    print(
+        f"amago-train: finished epoch {trainer.epoch} ({trainer.frames} frames, "
+        f"{trainer.updates} updates, {trainer.wall_time:.0f} s); "
+        f"last eval return {last.get('eval/return', 'n/a')}.\n"
+        f"  metrics:        {run_dir / 'metrics.csv'}\n"
+        f"  learning curve: {run_dir / 'learning_curve.png'}\n"
+        f"  checkpoints:    {run_dir / 'checkpoints'}\n"
+        f"  resume with:    amago-train run_dir={run_dir} resume=true"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Build every part of a training run from a :class:`~amago_rl.config.TrainConfig`.
+
+Kept apart from the epoch loop (``trainer.py``) so users can build the same parts in their own
+code and so each config error surfaces at start, with the valid choices spelled out.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torchrl.envs import EnvBase
+from torchrl.objectives import SoftUpdate
+
+from amago_rl.config import TrainConfig
+from amago_rl.envs.builtin.tmaze_exploration import TMazeExploration
+from amago_rl.envs.registry import make_env
+from amago_rl.modules.builder import AMAGOModules, make_amago_modules
+from amago_rl.modules.exploration import BilevelEpsilonGreedy, EpsilonGreedy
+from amago_rl.objectives import AMAGOLoss, MultiTaskAMAGOLoss, make_optimizer
+
+AGENTS: dict[str, type[AMAGOLoss]] = {"amago": AMAGOLoss, "multitask": MultiTaskAMAGOLoss}
+EXPLORATION: dict[str, type[nn.Module] | None] = {
+    "egreedy": EpsilonGreedy,
+    "bilevel": BilevelEpsilonGreedy,
+    "tmaze": TMazeExploration,
+    "none": None,
+}
+
+
+def check_kwargs(target: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> None:
+    """Raise a ``ValueError`` listing the accepted options when ``kwargs`` has an unknown key."""
+    sig = inspect.signature(target)
+    params = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in kwargs if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown option(s) {unknown} for {getattr(target, '__qualname__', target)}. "
+            f"Valid options: {sorted(valid)}."
+        )
+
+
+def choose(name: str, options: Mapping[str, Any], group: str) -> Any:
+    if name not in options:
+        raise ValueError(f"Unknown {group}={name!r}. Valid choices: {sorted(options)}.")
+    return options[name]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda was requested but no GPU is available; use device=cpu.")
+    return device
+
+
+def env_factory(
+    cfg: TrainConfig, *, num_envs: int, seed: int, **overrides: Any
+) -> Callable[[], EnvBase]:
+    """A picklable zero-argument env constructor (collector workers call it in a subprocess)."""
+    kwargs = {**cfg.env.kwargs, **overrides}
+    return functools.partial(
+        make_env,
+        cfg.env.name,
+        num_envs=num_envs,
+        seed=seed,
+        max_episode_steps=cfg.env.max_episode_steps,
+        **kwargs,
+    )
+
+
+@dataclass
+class Agent:
+    """The learnable parts of a run."""
+
+    modules: AMAGOModules
+    loss: AMAGOLoss
+    updater: SoftUpdate
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    exploration: nn.Module | None
+
+
+def gammas_of(cfg: TrainConfig) -> list[float]:
+    """The discount list: multigammas + the rollout gamma last (AMAGO §2.1)."""
+    if cfg.agent.use_multigamma:
+        return [*cfg.agent.multigammas, cfg.agent.gamma]
+    return [cfg.agent.gamma]
+
+
+def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
+    """Modules from the env's specs, then loss, target updater, optimizer and exploration."""
+    loss_cls = choose(cfg.agent.name, AGENTS, "agent")
+    critic_bins = cfg.agent.critic_bins
+    if loss_cls is MultiTaskAMAGOLoss and critic_bins is None:
+        critic_bins = 128
+    modules = make_amago_modules(
+        env.observation_spec,
+        env.action_spec,
+        obs_keys=cfg.tstep.obs_keys,
+        tstep=cfg.tstep.name,
+        tstep_kwargs=cfg.tstep.kwargs,
+        trajectory=cfg.trajectory.name,
+        trajectory_kwargs=cfg.trajectory.kwargs,
+        max_seq_len=cfg.model.max_seq_len,
+        gammas=gammas_of(cfg),
+        actor_kwargs=cfg.agent.actor_kwargs,
+        critic_kwargs=cfg.agent.critic_kwargs,
+        num_critics=cfg.agent.num_critics,
+        critic_bins=critic_bins,
+        discrete_critic_action_input=loss_cls is MultiTaskAMAGOLoss,
+    )
+    check_kwargs(loss_cls.__init__, cfg.agent.loss_kwargs, "agent.loss_kwargs")
+    loss = loss_cls(
+        modules.encoder, modules.actor_head, modules.critic, **cfg.agent.loss_kwargs
+    ).to(device)
+    updater = SoftUpdate(loss, tau=cfg.agent.tau)
+    t = cfg.trainer
+    optimizer, scheduler = make_optimizer(
+        loss, lr=t.lr, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps
+    )
+    exploration = build_exploration(cfg, env)
+    return Agent(modules, loss, updater, optimizer, scheduler, exploration)
+
+
+def build_exploration(cfg: TrainConfig, env: EnvBase) -> nn.Module | None:
+    cls = choose(cfg.exploration.name, EXPLORATION, "exploration")
+    if cls is None:
+        return None
+    check_kwargs(cls.__init__, cfg.exploration.kwargs, f"exploration={cfg.exploration.name}")
+    spec = env.action_spec
+    if cls is BilevelEpsilonGreedy and "rollout_horizon" not in cfg.exploration.kwargs:
+        raise ValueError(
+            "exploration=bilevel needs exploration.kwargs.rollout_horizon (the trial length in "
+            "steps), e.g. exploration.kwargs.rollout_horizon=500."
+        )
+    return cls(spec, **cfg.exploration.kwargs)

@@ -1,0 +1,264 @@
+"""The epoch loop: collect -> store -> update -> sync weights -> evaluate -> checkpoint.
+
+One epoch (AMAGO §9): every actor (env copy) steps ``timesteps_per_epoch`` times, the finished
+trajectory segments go to the disk replay, then ``updates_per_epoch`` gradient steps (AdamW, warm-up,
+clip on the trainable parameters, target soft update), then the new weights are pushed to the
+collector workers. Evaluation every ``eval_interval`` epochs (fresh memory, no exploration);
+checkpoints every ``ckpt_interval`` epochs and on Ctrl-C; ``resume`` continues the same curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from amago_rl import keys
+from amago_rl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
+from amago_rl.config import TrainConfig
+from amago_rl.data import SequenceReplay, TrajectorySegmenter
+from amago_rl.experiment import build_agent, env_factory, resolve_device
+from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
+
+log = logging.getLogger("amago_rl")
+
+
+class Trainer:
+    """Runs a :class:`~amago_rl.config.TrainConfig` in ``run_dir``."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        c = cfg.collector
+        if c.num_workers < 1 or c.envs_per_worker < 1:
+            raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
+        self.make_train_env = env_factory(cfg, num_envs=c.envs_per_worker, seed=cfg.seed)
+        probe = self.make_train_env()
+        self.agent = build_agent(cfg, probe, self.device)
+        probe.close()
+        self.rollout_policy = make_rollout_policy(
+            self.agent.modules.policy,
+            self.agent.exploration,
+            actor_deterministic=not cfg.trainer.sample_actions,
+        )
+        self.eval_env = env_factory(
+            cfg, num_envs=c.envs_per_worker, seed=cfg.seed + 10_000, **cfg.env.eval_kwargs
+        )()
+        obs_keys = [k for k in self.agent.modules.tstep_encoder.in_keys if k not in _RL2_KEYS]
+        self.segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every)
+        self.replay = SequenceReplay(
+            cfg.replay.capacity,
+            cfg.model.max_seq_len,
+            cfg.trainer.batch_size,
+            scratch_dir=self.run_dir / "replay",
+            seed=cfg.seed,
+        )
+        self.metrics = MetricsTable(self.run_dir / "metrics.csv")
+        self.logger = make_logger(cfg.logger, self.run_dir, cfg.name, asdict(cfg))
+        self.epoch = 0
+        self.frames = 0
+        self.updates = 0
+        self.wall_time = 0.0
+        if cfg.resume:
+            self._resume()
+        self.collector = None
+
+    # ------------------------------------------------------------------ main loop
+    def train(self) -> None:
+        t = self.cfg.trainer
+        frames_per_batch = self.cfg.collector.envs_per_worker * t.timesteps_per_epoch
+        self.collector = make_collector(
+            self.make_train_env,
+            self.rollout_policy,
+            num_workers=self.cfg.collector.num_workers,
+            frames_per_batch=frames_per_batch,
+            seed=self.cfg.seed + 1000 * self.epoch,
+        )
+        batches = iter(self.collector)
+        bar = _progress(t.epochs, self.epoch, t.progress)
+        try:
+            for epoch in range(self.epoch, t.epochs):
+                start = time.perf_counter()
+                row: dict[str, Any] = {"epoch": epoch}
+                row.update(self._collect(batches))
+                if epoch >= t.start_learning_at_epoch and self.replay.can_sample():
+                    row.update(self._learn(t.updates_per_epoch))
+                self.collector.update_policy_weights_()
+                self.epoch = epoch + 1
+                if epoch % t.eval_interval == 0 or self.epoch == t.epochs:
+                    row.update(self._evaluate())
+                self.wall_time += time.perf_counter() - start
+                row.update(frames=self.frames, updates=self.updates, wall_time=self.wall_time)
+                self._log(row, eval_row="eval/return" in row)
+                if self.epoch % t.ckpt_interval == 0 or self.epoch == t.epochs:
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(_postfix(row), refresh=False)
+        except KeyboardInterrupt:
+            log.warning("Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch)
+            self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            self.close()
+
+    # ------------------------------------------------------------------ phases
+    def _collect(self, batches: Any) -> dict[str, Any]:
+        start = time.perf_counter()
+        returns: list[torch.Tensor] = []
+        frames = 0
+        for _ in range(self.cfg.collector.num_workers):
+            batch: TensorDictBase = next(batches)
+            frames += batch.numel()
+            self.replay.extend(self.segmenter.add(batch))
+            done = batch.get(("next", keys.DONE))
+            returns.append(batch.get(("next", "episode_reward"))[done])
+        self.frames += frames
+        if self.agent.exploration is not None:
+            self.agent.exploration.step(self.cfg.trainer.timesteps_per_epoch)
+        ret = torch.cat(returns)
+        elapsed = time.perf_counter() - start
+        out: dict[str, Any] = {
+            "collect/steps_per_s": frames / max(elapsed, 1e-9),
+            "collect/episodes": ret.numel(),
+            "replay/tokens": len(self.replay),
+            "replay/segments": self.replay.num_segments,
+        }
+        if ret.numel():
+            out["train/return"] = float(ret.mean())
+        return out
+
+    def _learn(self, num_updates: int) -> dict[str, Any]:
+        a, t = self.agent, self.cfg.trainer
+        a.loss.train()
+        params = [p for group in a.optimizer.param_groups for p in group["params"]]
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if t.bf16 and self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+        for _ in range(num_updates):
+            batch = self.replay.sample().to(self.device)
+            with autocast:
+                out = a.loss(batch)
+            total = sum(v for k, v in out.items() if k.startswith("loss_"))
+            a.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+            a.optimizer.step()
+            a.scheduler.step()
+            a.updater.step()
+            self.updates += 1
+            for k, v in out.items():
+                if v.numel() == 1:
+                    sums[k] = sums.get(k, 0.0) + float(v)
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+        elapsed = time.perf_counter() - start
+        stats = {f"learn/{k}": v / num_updates for k, v in sums.items()}
+        stats["learn/updates_per_s"] = num_updates / max(elapsed, 1e-9)
+        stats["learn/lr"] = a.scheduler.get_last_lr()[0]
+        return stats
+
+    def _evaluate(self) -> dict[str, Any]:
+        t = self.cfg.trainer
+        result = evaluate_policy(
+            self.eval_env,
+            self.agent.modules.policy,
+            num_steps=t.eval_timesteps,
+            deterministic=not t.eval_sample_actions,
+        )
+        out = {f"eval/{k}": v for k, v in result.items() if isinstance(v, int | float)}
+        out["eval/return"] = out.pop("eval/return_mean")
+        return out
+
+    def _log(self, row: dict[str, Any], eval_row: bool) -> None:
+        self.metrics.append(row)
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, int | float):
+                self.logger.log_scalar(k, v, step=self.epoch)
+        if eval_row:
+            plot_learning_curve(self.metrics, self.run_dir / "learning_curve.png", self.cfg.name)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        a = self.agent
+        return {
+            "loss": a.loss.state_dict(),
+            "optimizer": a.optimizer.state_dict(),
+            "scheduler": a.scheduler.state_dict(),
+            "exploration": None if a.exploration is None else a.exploration.state_dict(),
+            "rng": rng_state(),
+            "counters": {
+                "epoch": self.epoch,
+                "frames": self.frames,
+                "updates": self.updates,
+                "wall_time": self.wall_time,
+            },
+        }
+
+    def save(self) -> Path:
+        self.replay.save()
+        return save_checkpoint(self.run_dir, self.epoch, self.state_dict())
+
+    def _resume(self) -> None:
+        state = load_latest(self.run_dir)
+        if state is None:
+            log.warning("resume=true but %s holds no checkpoint: starting fresh.", self.run_dir)
+            return
+        a = self.agent
+        a.loss.load_state_dict(state["loss"])
+        a.optimizer.load_state_dict(state["optimizer"])
+        a.scheduler.load_state_dict(state["scheduler"])
+        if a.exploration is not None and state["exploration"] is not None:
+            a.exploration.load_state_dict(state["exploration"])
+        set_rng_state(state["rng"])
+        c = state["counters"]
+        self.epoch, self.frames, self.updates = c["epoch"], c["frames"], c["updates"]
+        self.wall_time = c["wall_time"]
+        self.replay.load()
+        self.metrics.truncate(self.epoch)
+        log.info("Resumed %s at epoch %d (%d frames).", self.run_dir, self.epoch, self.frames)
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.shutdown()
+            self.collector = None
+        if not self.eval_env.is_closed:
+            self.eval_env.close()
+
+
+_RL2_KEYS = {keys.PREV_ACTION, keys.PREV_REWARD, keys.TIME_IDX, keys.IS_INIT, keys.MASK}
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="epochs", dynamic_ncols=True)
+
+
+def _postfix(row: dict[str, Any]) -> dict[str, str]:
+    out = {"frames": str(row["frames"]), "updates": str(row["updates"])}
+    for key, label in (
+        ("collect/steps_per_s", "steps/s"),
+        ("learn/updates_per_s", "upd/s"),
+        ("train/return", "return"),
+        ("eval/return", "eval"),
+    ):
+        if key in row:
+            out[label] = f"{row[key]:.3g}"
+    return out
