@@ -28,6 +28,16 @@ from amago_rl.config import TrainConfig
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
+def load_config(overrides: list[str] | None = None) -> TrainConfig:
+    """The composed, validated config for ``overrides`` (the same syntax as the command line),
+    for notebooks and tests: ``load_config(["env=bandit", "trainer.epochs=3"])``."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("amago_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides or []))
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
 def _quiet_libraries() -> None:
     os.environ.setdefault("RL_WARNINGS", "0")
     logging.getLogger("torchrl").setLevel(logging.WARNING)

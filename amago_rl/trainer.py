@@ -164,7 +164,7 @@ class Trainer:
             self.updates += 1
             for k, v in out.items():
                 if v.numel() == 1:
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
         elapsed = time.perf_counter() - start
         stats = {f"learn/{k}": v / num_updates for k, v in sums.items()}
