@@ -260,10 +260,13 @@ def test_input_errors_name_key_and_shape() -> None:
         TransformerTrajEncoder(D_IN, 8, pos_emb="alibi")
 
 
-def test_dropout_only_in_training() -> None:
+def test_dropout_only_in_training_and_eval_leaves_buffers_alone() -> None:
     enc = make_encoder(8, dropout_ff=0.5, dropout_emb=0.5, dropout_attn=0.5)
     td = make_history(2, 6, {})
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
     torch.testing.assert_close(run_sequence(enc, td), run_sequence(enc, td), atol=0, rtol=0)
+    run_rollout(enc, td)
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
     enc.train()
     assert (run_sequence(enc, td) - run_sequence(enc, td)).abs().max() > 1e-3
 
@@ -299,3 +302,7 @@ def test_flash_falls_back_to_sdpa_on_cpu_with_one_warning(monkeypatch: pytest.Mo
         warnings.simplefilter("error")
         run_sequence(flash, td)
     torch.testing.assert_close(out, run_sequence(sdpa, td), atol=0, rtol=0)
+    auto = make_encoder(8, attention="auto")  # "auto" picks SDPA on CPU silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_sequence(auto, td)
