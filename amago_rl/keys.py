@@ -30,3 +30,5 @@ TERMINATED = "terminated"
 TRUNCATED = "truncated"
 TSTEP_EMBEDDING = "tstep_embedding"
 STATE_EMBEDDING = "state_embedding"
+#: running return written by ``amago_env`` for logging; never an input of the agent
+EPISODE_REWARD = "episode_reward"

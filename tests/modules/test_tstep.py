@@ -176,6 +176,7 @@ def test_mlp_from_specs_selects_observation_leaves() -> None:
         time_idx=Unbounded((3, 1), dtype=torch.long),
         is_init=Unbounded((3, 1), dtype=torch.bool),
         done=Unbounded((3, 1), dtype=torch.bool),
+        episode_reward=Unbounded((3, 1)),  # amago_env's logging entry, never an input
         nested=Composite(
             pos=Bounded(-1.0, 1.0, (3, 2, 2)), terminated=Unbounded((3, 1)), shape=(3,)
         ),

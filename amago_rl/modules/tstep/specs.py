@@ -31,6 +31,7 @@ NON_OBS_NAMES: frozenset[str] = frozenset(
         keys.DONE,
         keys.TERMINATED,
         keys.TRUNCATED,
+        keys.EPISODE_REWARD,
         "step_count",
     }
 )
