@@ -109,6 +109,7 @@ class CollectorConfig:
 class ReplayConfig:
     capacity: int = 1_000_000
     save_every: int | None = None
+    relabel: str | None = None  # hindsight_all / hindsight_some / hindsight_none (MazeRunner)
 
 
 @dataclass

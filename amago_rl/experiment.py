@@ -17,6 +17,7 @@ from torch import nn
 from torchrl.envs import EnvBase
 from torchrl.objectives import SoftUpdate
 
+from amago_rl import keys
 from amago_rl.config import TrainConfig
 from amago_rl.envs.builtin.tmaze_exploration import TMazeExploration
 from amago_rl.envs.registry import make_env
@@ -90,6 +91,30 @@ class Agent:
     exploration: nn.Module | None
 
 
+RELABELERS = {
+    "hindsight_all": "all",
+    "hindsight_some": "some",
+    "hindsight_none": "none",
+}
+
+
+def build_relabeler(name: str | None) -> Callable[[Any], Any] | None:
+    """Sampling-time relabeling of stored trajectories (MazeRunner's hindsight instructions)."""
+    if name is None:
+        return None
+    strategy = choose(name, RELABELERS, "replay.relabel")
+    from amago_rl.envs.builtin.mazerunner_relabel import hindsight_instruction_relabel
+
+    return functools.partial(hindsight_instruction_relabel, strategy=strategy)
+
+
+def stored_obs_keys(env: EnvBase) -> list[Any]:
+    """Observation entries kept in replay: every observation leaf except the AMAGO inputs that
+    the segmenter adds itself (relabelers may need entries the policy ignores)."""
+    skip = {keys.PREV_ACTION, keys.PREV_REWARD, keys.TIME_IDX, keys.IS_INIT}
+    return [k for k in env.observation_spec.keys(True, True) if k not in skip]
+
+
 def gammas_of(cfg: TrainConfig) -> list[float]:
     """The discount list: multigammas + the rollout gamma last (AMAGO §2.1)."""
     if cfg.agent.use_multigamma:
@@ -138,6 +163,12 @@ def build_exploration(cfg: TrainConfig, env: EnvBase) -> nn.Module | None:
         return None
     check_kwargs(cls.__init__, cfg.exploration.kwargs, f"exploration={cfg.exploration.name}")
     spec = env.action_spec
+    if cls is TMazeExploration and not cfg.env.name.startswith("tmaze"):
+        raise ValueError(
+            f"exploration=tmaze is T-Maze's corridor schedule and does not fit env "
+            f"{cfg.env.name!r}: choose exploration=egreedy (or bilevel), or a preset made for the "
+            f"task, e.g. experiment={cfg.env.name}_cpu or experiment=none."
+        )
     if cls is BilevelEpsilonGreedy and "rollout_horizon" not in cfg.exploration.kwargs:
         raise ValueError(
             "exploration=bilevel needs exploration.kwargs.rollout_horizon (the trial length in "

@@ -24,7 +24,13 @@ from amago_rl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng
 from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
 from amago_rl.config import TrainConfig
 from amago_rl.data import SequenceReplay, TrajectorySegmenter
-from amago_rl.experiment import build_agent, env_factory, resolve_device
+from amago_rl.experiment import (
+    build_agent,
+    build_relabeler,
+    env_factory,
+    resolve_device,
+    stored_obs_keys,
+)
 from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
 
 log = logging.getLogger("amago_rl")
@@ -45,6 +51,7 @@ class Trainer:
         self.make_train_env = env_factory(cfg, num_envs=c.envs_per_worker, seed=cfg.seed)
         probe = self.make_train_env()
         self.agent = build_agent(cfg, probe, self.device)
+        obs_keys = stored_obs_keys(probe)
         probe.close()
         self.rollout_policy = make_rollout_policy(
             self.agent.modules.policy,
@@ -54,13 +61,13 @@ class Trainer:
         self.eval_env = env_factory(
             cfg, num_envs=c.envs_per_worker, seed=cfg.seed + 10_000, **cfg.env.eval_kwargs
         )()
-        obs_keys = [k for k in self.agent.modules.tstep_encoder.in_keys if k not in _RL2_KEYS]
         self.segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every)
         self.replay = SequenceReplay(
             cfg.replay.capacity,
             cfg.model.max_seq_len,
             cfg.trainer.batch_size,
             scratch_dir=self.run_dir / "replay",
+            relabel=build_relabeler(cfg.replay.relabel),
             seed=cfg.seed,
         )
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")
@@ -238,9 +245,6 @@ class Trainer:
             self.collector = None
         if not self.eval_env.is_closed:
             self.eval_env.close()
-
-
-_RL2_KEYS = {keys.PREV_ACTION, keys.PREV_REWARD, keys.TIME_IDX, keys.IS_INIT, keys.MASK}
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

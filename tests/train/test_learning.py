@@ -1,7 +1,9 @@
 """The default task learns: bare `amago-train` settings, fixed seed, return threshold.
 
-Passive T-Maze (corridor 10): a memory-free or random policy scores <= 0.5 in expectation
-(it must guess the goal side); the optimum is 1.0. AMAGO's settings (examples/04).
+Passive T-Maze (corridor 10): a memory-free policy scores 0.5 in expectation minus its penalties
+(it must guess the goal side); the optimum is 1.0. AMAGO's settings (examples/04). With seed 0 the
+run is deterministic (one thread, seeded envs): first perfect evaluation at epoch 30 (1,550
+updates, about 2 minutes on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from amago_rl.trainer import Trainer
 
 
 def test_default_task_is_solved_with_fixed_seed(tmp_path: Path) -> None:
-    cfg = load_config(["seed=0", "trainer.epochs=25", "trainer.progress=false"])
+    cfg = load_config(["seed=0", "trainer.epochs=40", "trainer.progress=false"])
     Trainer(cfg, tmp_path).train()
     with (tmp_path / "metrics.csv").open() as f:
         evals = [float(r["eval/return"]) for r in csv.DictReader(f) if r["eval/return"]]
