@@ -140,16 +140,24 @@ class SequenceReplay:
         """Persist the buffer state next to its memmap files (zero-copy for the data)."""
         if self.scratch_dir is None:
             raise RuntimeError("SequenceReplay.save: needs a scratch_dir.")
-        self.buffer.dumps(self.scratch_dir)
-        meta = {"tokens_added": self.tokens_added, "segments_added": self.segments_added}
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        empty = len(self.buffer) == 0
+        if not empty:  # torchrl cannot dump a storage that was never written to
+            self.buffer.dumps(self.scratch_dir)
+        meta = {
+            "tokens_added": self.tokens_added,
+            "segments_added": self.segments_added,
+            "empty": empty,
+        }
         (self.scratch_dir / "replay_meta.json").write_text(json.dumps(meta))
 
     def load(self) -> bool:
         """Reload a buffer saved by :meth:`save` from ``scratch_dir``; False if none is there."""
         if self.scratch_dir is None or not (self.scratch_dir / "replay_meta.json").exists():
             return False
-        self.buffer.loads(self.scratch_dir)
         meta = json.loads((self.scratch_dir / "replay_meta.json").read_text())
+        if not meta.get("empty", False):
+            self.buffer.loads(self.scratch_dir)
         self.tokens_added = meta["tokens_added"]
         self.segments_added = meta["segments_added"]
         return True

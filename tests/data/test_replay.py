@@ -92,6 +92,14 @@ def test_resume_reuses_stored_data(tmp_path) -> None:
     assert again.num_segments == 3 and len(again) == 35
 
 
+def test_saving_an_empty_buffer_round_trips(tmp_path) -> None:
+    SequenceReplay(100, max_seq_len=4, batch_size=2, scratch_dir=tmp_path).save()
+    again = SequenceReplay(100, max_seq_len=4, batch_size=2, scratch_dir=tmp_path)
+    assert again.load() and len(again) == 0 and not again.can_sample()
+    again.extend([segment(6, 1)])
+    assert again.can_sample()
+
+
 def test_relabel_hook_sees_whole_segments() -> None:
     seen: list[int] = []
 

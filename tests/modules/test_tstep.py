@@ -177,14 +177,21 @@ def test_mlp_from_specs_selects_observation_leaves() -> None:
         is_init=Unbounded((3, 1), dtype=torch.bool),
         done=Unbounded((3, 1), dtype=torch.bool),
         episode_reward=Unbounded((3, 1)),  # amago_env's logging entry, never an input
+        goals=Bounded(-1, 10, (3, 2, 2), dtype=torch.int64),  # integer coordinates: numeric
         nested=Composite(
             pos=Bounded(-1.0, 1.0, (3, 2, 2)), terminated=Unbounded((3, 1)), shape=(3,)
         ),
         shape=(3,),
     )
     enc = MLPTstepEncoder.from_specs(spec, Bounded(-1.0, 1.0, (3, 2)), out_dim=8, hidden_dim=16)
-    assert enc.obs_dims == {"cell": 5, "flag": 2, ("nested", "pos"): 4, "observation": 4}
-    assert enc.action_dim == 2 and enc.in_dim == 15 + 1 + 2
+    assert enc.obs_dims == {
+        "cell": 5,
+        "flag": 2,
+        "goals": 4,
+        ("nested", "pos"): 4,
+        "observation": 4,
+    }
+    assert enc.action_dim == 2 and enc.in_dim == 19 + 1 + 2
     only = MLPTstepEncoder.from_specs(spec, OneHot(4), obs_keys=["observation"], out_dim=8)
     assert only.obs_dims == {"observation": 4} and only.action_dim == 4
 

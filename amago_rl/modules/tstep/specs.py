@@ -95,11 +95,13 @@ def _check_mlp_obs_spec(key: NestedKey, spec: TensorSpec, feature_shape: Sequenc
     dtype = getattr(spec, "dtype", None)
     if dtype is not None and (dtype.is_floating_point or dtype == torch.bool):
         return
-    if dtype is not None and (dtype == torch.uint8 or len(feature_shape) >= 2):
+    if dtype is not None and (dtype == torch.uint8 or len(feature_shape) >= 3):
         raise ValueError(
             f"Observation {key!r} ({name}, dtype {dtype}, shape {tuple(feature_shape)}) looks like "
             "an image; use CNNTstepEncoder for pixels, or leave the key out with obs_keys=[...]."
         )
+    if dtype is not None and not dtype.is_complex:
+        return  # numeric integer features (coordinates, counters): the encoder casts to float
     raise ValueError(
         f"Observation {key!r} ({name}, dtype {dtype}) is not a float, bool or one-hot feature; "
         "cast it to float (torchrl.envs.DTypeCastTransform) or leave it out with obs_keys=[...]."

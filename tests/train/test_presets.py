@@ -1,0 +1,59 @@
+"""Every experiment preset composes, builds its agent and envs, and (CPU presets) runs an epoch."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from amago_rl.cli import load_config
+from amago_rl.trainer import Trainer
+
+PRESETS = sorted(
+    p.stem
+    for p in (Path(__file__).resolve().parents[2] / "amago_rl/configs/experiment").glob("*.yaml")
+)
+NEEDS = {"gymnax": "gymnax", "half_cheetah_vel": "mujoco", "popgym": "popgym"}
+TINY = [
+    "trainer.epochs=1",
+    "trainer.timesteps_per_epoch=8",
+    "trainer.updates_per_epoch=1",
+    "trainer.batch_size=2",
+    "trainer.eval_timesteps=4",
+    "trainer.progress=false",
+    "collector.num_workers=1",
+    "collector.envs_per_worker=2",
+    "replay.save_every=4",  # store pieces of unfinished trajectories so an update can run
+]
+
+
+def _skip_missing(preset: str) -> None:
+    for prefix, package in NEEDS.items():
+        if preset.startswith(prefix) and importlib.util.find_spec(package) is None:
+            pytest.skip(f"preset {preset} needs the optional package {package}")
+
+
+def test_presets_are_found() -> None:
+    assert {"quickstart", "none", "tmaze", "meta_frozen_lake", "dark_key_door"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_builds(preset: str, tmp_path: Path) -> None:
+    _skip_missing(preset)
+    cfg = load_config([f"experiment={preset}", *TINY])
+    trainer = Trainer(cfg, tmp_path)
+    try:
+        assert trainer.agent.modules.traj_encoder.max_seq_len == cfg.model.max_seq_len
+    finally:
+        trainer.close()
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p.endswith("_cpu") or p == "quickstart"])
+def test_cpu_preset_runs_an_epoch(preset: str, tmp_path: Path) -> None:
+    _skip_missing(preset)
+    cfg = load_config([f"experiment={preset}", *TINY])
+    trainer = Trainer(cfg, tmp_path)
+    trainer.train()
+    assert trainer.epoch == 1 and (tmp_path / "metrics.csv").exists()
+    assert trainer.updates == 1, "one gradient update on the preset's model and data"
