@@ -12,11 +12,13 @@ eval mode, fp32, 1 torch thread per process. Two policy sizes:
 
 Throughput: ``make_collector`` (``Collector`` for 1 worker, ``MultiAsyncCollector`` otherwise);
 the first batch of every worker is a warm-up and excluded; steps/s = frames received / wall time
-over the next ``--batches`` batches per worker. The main process only receives (no learning).
+over the next 8 batches per worker (3 with ``--quick``). The main process only receives (no
+learning). Configurations are run round-robin ``--repeats`` times (3; 1 with ``--quick``) and the
+median and range are reported, since the benchmark machine may be shared.
 
-Latency split (in-process, ``--envs`` envs in lockstep): wall ms per batched step spent in the
-policy and in ``env.step_and_maybe_reset``, by position of the step in the episode (how full the
-KV cache is), plus the whole-collector ms per step from the 1-worker run.
+Latency split (in-process, ``--envs`` envs in lockstep): wall and thread-CPU ms per batched
+step spent in the policy and in ``env.step_and_maybe_reset``, by position of the step in the
+episode (how full the KV cache is), plus the whole-collector ms per step from the 1-worker run.
 
 Lean output: the rollout policy returns only ``action`` (+ exploration extras); the table also
 shows the 2-worker rate and bytes per frame when every intermediate entry (embeddings, policy
@@ -99,28 +101,33 @@ def throughput(
         elapsed = time.perf_counter() - start
     finally:
         collector.shutdown()
+        # torchrl's multi-process shutdown raises this process's torch threads (to
+        # min(initial, current + workers)); on a shared 2-core machine 2 threads oversubscribe.
+        torch.set_num_threads(1)
     return frames / elapsed, nbytes
 
 
-def latency_split(size: str, envs: int, steps: int) -> dict[str, tuple[float, float]]:
-    """Median (policy ms, env ms) per batched step, by in-episode position bucket."""
+def latency_split(size: str, envs: int, steps: int) -> dict[str, list[float]]:
+    """Median [policy wall, policy cpu, env wall, env cpu] ms per batched step, by in-episode
+    position bucket. CPU = this thread's CPU time, which excludes time slices lost to other
+    processes on a shared machine."""
     env = EnvFactory(envs)()
     policy = build_policy(size, env)
     td = env.reset()
-    times: dict[str, list[tuple[float, float]]] = {f"{a}-{b - 1}": [] for a, b in BUCKETS}
+    times: dict[str, list[list[float]]] = {f"{a}-{b - 1}": [] for a, b in BUCKETS}
     for _ in range(steps):
         t = int(td.get("time_idx")[0, 0])
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.thread_time()
         td = policy(td)
-        t1 = time.perf_counter()
+        w1, c1 = time.perf_counter(), time.thread_time()
         td = env.step_and_maybe_reset(td)[1]
-        t2 = time.perf_counter()
+        w2, c2 = time.perf_counter(), time.thread_time()
         for a, b in BUCKETS:
             if a <= t < b:
-                times[f"{a}-{b - 1}"].append((t1 - t0, t2 - t1))
+                times[f"{a}-{b - 1}"].append([w1 - w0, c1 - c0, w2 - w1, c2 - c1])
     env.close()
     return {
-        k: (1e3 * statistics.median(p for p, _ in v), 1e3 * statistics.median(e for _, e in v))
+        k: [1e3 * statistics.median(row[i] for row in v) for i in range(4)]
         for k, v in times.items()
         if v
     }
@@ -131,39 +138,61 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer batches, default size only")
     parser.add_argument("--envs", type=int, default=8, help="envs per worker (batched)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (3; 1)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     steps_per_batch, batches = (32, 3) if args.quick else (64, 8)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     sizes = ["default"] if args.quick else list(SIZES)
     envs = args.envs
 
     print(f"## Collector throughput: {TASK} (corridor {CORRIDOR}), {envs} envs per worker\n")
-    print(f"frames_per_batch = {envs * steps_per_batch}, {batches} timed batches per worker\n")
-    print("| policy | workers | env steps/s | bytes/frame |")
-    print("|---|---:|---:|---:|")
-    one_worker: dict[str, float] = {}
-    for size in sizes:
-        for workers in args.workers:
-            rate, nbytes = throughput(size, workers, envs, steps_per_batch, batches)
-            if workers == 1:
-                one_worker[size] = rate
-            print(f"| {size} | {workers} | {rate:,.0f} | {nbytes:,.0f} |", flush=True)
+    print(
+        f"frames_per_batch = {envs * steps_per_batch}, {batches} timed batches per worker, "
+        f"{args.repeats} interleaved repeats; load average at start {os.getloadavg()[0]:.1f}\n"
+    )
+    configs = [(size, w, True) for size in sizes for w in args.workers]
     if 2 in args.workers:
-        for size in sizes:
-            rate, nbytes = throughput(size, 2, envs, steps_per_batch, batches, lean=False)
-            print(f"| {size}, all policy entries shipped | 2 | {rate:,.0f} | {nbytes:,.0f} |")
+        configs += [(size, 2, False) for size in sizes]
+    rates: dict[tuple[str, int, bool], list[float]] = {c: [] for c in configs}
+    nbytes: dict[tuple[str, int, bool], float] = {}
+    # Round-robin over configs so that load changes on a shared machine hit all of them alike.
+    for _ in range(args.repeats):
+        for size, workers, lean in configs:
+            rate, per_frame = throughput(size, workers, envs, steps_per_batch, batches, lean)
+            rates[(size, workers, lean)].append(rate)
+            nbytes[(size, workers, lean)] = per_frame
+    print("| policy | workers | env steps/s, median | min - max | bytes/frame |")
+    print("|---|---:|---:|---:|---:|")
+    one_worker: dict[str, float] = {}
+    for size, workers, lean in configs:
+        values = rates[(size, workers, lean)]
+        median = statistics.median(values)
+        if workers == 1:
+            one_worker[size] = median
+        name = size if lean else f"{size}, all policy entries shipped"
+        print(
+            f"| {name} | {workers} | {median:,.0f} | {min(values):,.0f} - {max(values):,.0f} "
+            f"| {nbytes[(size, workers, lean)]:,.0f} |"
+        )
+    print(f"\nload average at end of throughput runs: {os.getloadavg()[0]:.1f}")
 
     print(f"\n## Per-step latency split (in-process, {envs} envs, median ms per batched step)\n")
-    print("| policy | step in episode (cache fill) | policy ms | env ms |")
-    print("|---|---|---:|---:|")
+    print(
+        "| policy | step in episode (cache fill) | policy wall | policy CPU | env wall | env CPU |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
     for size in sizes:
         split = latency_split(size, envs, 201 * (1 if args.quick else 2))
-        for bucket, (p_ms, e_ms) in split.items():
-            print(f"| {size} | {bucket} | {p_ms:.2f} | {e_ms:.2f} |")
+        for bucket, (p_wall, p_cpu, e_wall, e_cpu) in split.items():
+            print(
+                f"| {size} | {bucket} | {p_wall:.2f} | {p_cpu:.2f} | {e_wall:.2f} | {e_cpu:.2f} |"
+            )
         if size in one_worker:
             total = 1e3 * envs / one_worker[size]
-            print(f"| {size} | whole Collector step (1 worker) | {total:.2f} total | |")
+            print(f"| {size} | whole Collector step, 1 worker (wall) | {total:.2f} total | | | |")
 
 
 if __name__ == "__main__":

@@ -170,11 +170,13 @@ def test_multi_async_memory_reset_and_weight_push() -> None:
         before, after = [], []
         for batch in collector:
             before.append(batch.clone())
-            if len(before) == 4:
+            if len(before) == 6:
                 break
-        # Learner-side in-place change, then push: later batches must reflect it.
-        with torch.no_grad():
-            _encoder(policy).offset.fill_(100.0)
+            if len(before) == 3:
+                # The learner gets new weights. A new Parameter object (not an in-place change):
+                # CPU parameters are in shared memory, so in-place changes would reach the
+                # workers without any push; this one can only arrive through the push.
+                _encoder(policy).offset = nn.Parameter(torch.full((), 100.0))
         collector.update_policy_weights_()
         for batch in collector:
             after.append(batch.clone())
@@ -184,9 +186,9 @@ def test_multi_async_memory_reset_and_weight_push() -> None:
         collector.shutdown()
     pids = {int(p) for b in before + after for p in b.get("state_embedding")[..., 1].flatten()}
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, own memories
-    for batch in before:
+    for batch in before:  # old weights until the push
         assert batch.batch_size == (3, 6)
-        _check_counts(batch)
+        _check_counts(batch, offset=0.0)
     offsets = [b.get("state_embedding")[..., 0] - b.get("time_idx")[..., 0].float() for b in after]
     for off in offsets:  # every step used the old or the new weights, and counts stayed exact
         assert bool(((off == 0) | (off == 100)).all())
