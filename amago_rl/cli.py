@@ -46,13 +46,9 @@ def _quiet_libraries() -> None:
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def _run(cfg: DictConfig) -> None:
     _quiet_libraries()
-    import torch
-
     from amago_rl.trainer import Trainer
 
     conf: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    if conf.threads is not None:
-        torch.set_num_threads(conf.threads)
     run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
     trainer = Trainer(conf, run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

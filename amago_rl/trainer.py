@@ -43,6 +43,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
         c = cfg.collector
@@ -243,6 +245,8 @@ class Trainer:
         if self.collector is not None:
             self.collector.shutdown()
             self.collector = None
+            if self.cfg.threads is not None:  # MultiAsyncCollector.shutdown() may change it
+                torch.set_num_threads(self.cfg.threads)
         if not self.eval_env.is_closed:
             self.eval_env.close()
 

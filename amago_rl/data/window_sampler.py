@@ -8,7 +8,8 @@ right-pads short windows. The padded positions point at the window's last real t
 index is valid) and are flagged by ``mask`` False: padding is explicit, never a magic value.
 
 FIFO eviction comes from the storage's round-robin writer: a segment any of whose slots is
-overwritten is dropped from sampling as a whole.
+overwritten is dropped from sampling as a whole (with all older segments). Bookkeeping is O(1) per
+stored segment and sampling cost does not grow with the buffer.
 """
 
 from __future__ import annotations
@@ -41,17 +42,25 @@ class TrajectoryWindowSampler(Sampler):
         self._empty()
 
     # ----------------------------------------------------------------- bookkeeping
+    # Segments get increasing ids. The round-robin writer overwrites the oldest slots first, so
+    # the evicted segments are always the oldest ids: the live ones are ids [first_alive, next).
+    # The table is plain Python lists (O(1) append) whose evicted prefix is dropped now and then.
     def _empty(self) -> None:
         self._owner: torch.Tensor | None = None  # [capacity] segment id per storage slot, -1 = free
-        self._start = torch.zeros(0, dtype=torch.long)  # [S] first storage slot of each segment
-        self._length = torch.zeros(0, dtype=torch.long)  # [S] tokens per segment
-        self._alive = torch.zeros(0, dtype=torch.bool)  # [S] still fully stored
-        self._alive_ids: torch.Tensor | None = None
+        self._starts: list[int] = []  # first storage slot of segments base_id, base_id + 1, ...
+        self._lengths: list[int] = []  # tokens per segment
+        self._base_id = 0  # id of list entry 0
+        self._first_alive = 0  # oldest segment still fully stored
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None  # live (start, length)
+
+    @property
+    def _next_id(self) -> int:
+        return self._base_id + len(self._starts)
 
     @property
     def num_segments(self) -> int:
         """Segments currently available for sampling."""
-        return int(self._alive.sum())
+        return self._next_id - self._first_alive
 
     def add(self, index: int) -> None:
         self.extend(torch.as_tensor([index]))
@@ -73,15 +82,17 @@ class TrajectoryWindowSampler(Sampler):
                 "round-robin storage (extend the buffer with one trajectory segment per call)."
             )
         owners = self._owner[index]
-        evicted = owners[owners >= 0].unique()
-        if evicted.numel():
-            self._alive[evicted] = False
-        new_id = self._start.numel()
-        self._owner[index] = new_id
-        self._start = torch.cat([self._start, index[:1]])
-        self._length = torch.cat([self._length, torch.tensor([n])])
-        self._alive = torch.cat([self._alive, torch.tensor([True])])
-        self._alive_ids = None
+        overwritten = owners[owners >= self._first_alive]
+        if overwritten.numel():
+            self._first_alive = int(overwritten.max()) + 1
+        self._owner[index] = self._next_id
+        self._starts.append(int(index[0]))
+        self._lengths.append(n)
+        self._table = None
+        dead = self._first_alive - self._base_id
+        if dead > 1024 and dead > len(self._starts) // 2:
+            del self._starts[:dead], self._lengths[:dead]
+            self._base_id = self._first_alive
 
     def set_capacity(self, capacity: int) -> None:
         """Declare the storage size (needed to track which segments get overwritten)."""
@@ -92,6 +103,15 @@ class TrajectoryWindowSampler(Sampler):
                 f"TrajectoryWindowSampler: capacity {capacity} differs from the stored "
                 f"{self._owner.numel()}."
             )
+
+    def _live_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._table is None:
+            first = self._first_alive - self._base_id
+            self._table = (
+                torch.tensor(self._starts[first:], dtype=torch.long),
+                torch.tensor(self._lengths[first:], dtype=torch.long),
+            )
+        return self._table
 
     # ----------------------------------------------------------------- sampling
     def _sampleable_count(self, storage: Storage, batch_size: int) -> int:
@@ -106,14 +126,13 @@ class TrajectoryWindowSampler(Sampler):
         Returns:
             index [B, seq_len] storage slots, mask [B, seq_len] bool, segment ids [B].
         """
-        if self._alive_ids is None:
-            self._alive_ids = self._alive.nonzero().squeeze(-1)
-        alive = self._alive_ids
-        if alive.numel() == 0:
+        starts, lengths = self._live_table()
+        if starts.numel() == 0:
             raise RuntimeError("TrajectoryWindowSampler: the buffer holds no trajectory yet.")
         g = self.generator
-        seg = alive[torch.randint(alive.numel(), (num_windows,), generator=g)]
-        length = self._length[seg]
+        row = torch.randint(starts.numel(), (num_windows,), generator=g)
+        seg = row + self._first_alive
+        length = lengths[row]
         window = length.clamp(max=self.seq_len)
         # start uniform in [0, length - window]
         span = (length - window + 1).to(torch.float64)
@@ -122,14 +141,16 @@ class TrajectoryWindowSampler(Sampler):
         mask = offsets.unsqueeze(0) < window.unsqueeze(1)
         offsets = torch.minimum(offsets.unsqueeze(0), (window - 1).unsqueeze(1))
         capacity = self._owner.numel()  # type: ignore[union-attr]
-        index = (self._start[seg].unsqueeze(1) + start.unsqueeze(1) + offsets) % capacity
+        index = (starts[row].unsqueeze(1) + start.unsqueeze(1) + offsets) % capacity
         return index, mask, seg
 
     def segment_index(self, segment_id: int) -> torch.Tensor:
-        """Storage slots of one whole segment, in time order ``[n]``."""
+        """Storage slots of one live segment (id as returned by ``sample_windows``), ``[n]``."""
+        if not self._first_alive <= segment_id < self._next_id:
+            raise IndexError(f"TrajectoryWindowSampler: segment {segment_id} is not stored.")
         capacity = self._owner.numel()  # type: ignore[union-attr]
-        n = int(self._length[segment_id])
-        return (self._start[segment_id] + torch.arange(n)) % capacity
+        i = segment_id - self._base_id
+        return (self._starts[i] + torch.arange(self._lengths[i])) % capacity
 
     def sample(self, storage: Storage, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
         if batch_size % self.seq_len:
@@ -144,17 +165,19 @@ class TrajectoryWindowSampler(Sampler):
     def state_dict(self) -> dict[str, Any]:
         return {
             "owner": self._owner,
-            "start": self._start,
-            "length": self._length,
-            "alive": self._alive,
+            "starts": list(self._starts),
+            "lengths": list(self._lengths),
+            "base_id": self._base_id,
+            "first_alive": self._first_alive,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._owner = state_dict["owner"]
-        self._start = state_dict["start"]
-        self._length = state_dict["length"]
-        self._alive = state_dict["alive"]
-        self._alive_ids = None
+        self._starts = list(state_dict["starts"])
+        self._lengths = list(state_dict["lengths"])
+        self._base_id = int(state_dict["base_id"])
+        self._first_alive = int(state_dict["first_alive"])
+        self._table = None
 
     def dumps(self, path: str | Path) -> None:
         path = Path(path)

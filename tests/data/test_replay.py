@@ -186,3 +186,22 @@ def test_segmenter_on_batched_env_rows() -> None:
     b = _steps([2, 2, 2], [False, False, False])
     out = TrajectorySegmenter(["observation"]).add(torch.stack([a, b], 0))
     assert len(out) == 1 and out[0].shape[0] == 3
+
+
+def test_bookkeeping_stays_bounded_over_many_evictions() -> None:
+    sampler = TrajectoryWindowSampler(seq_len=4, generator=torch.Generator().manual_seed(0))
+    sampler.set_capacity(100)
+    cursor = 0
+    for _ in range(5000):  # 5000 segments of 10 slots through a 100-slot ring
+        sampler.extend((cursor + torch.arange(10)) % 100)
+        cursor = (cursor + 10) % 100
+    assert sampler.num_segments == 10
+    assert len(sampler._starts) <= 2 * 1024 + 10, "evicted segments must be dropped from the table"
+    _, _, seg = sampler.sample_windows(1000)
+    assert int(seg.min()) >= 4990 and int(seg.max()) == 4999
+    state = sampler.state_dict()
+    other = TrajectoryWindowSampler(seq_len=4)
+    other.load_state_dict(state)
+    assert other.num_segments == 10 and torch.equal(
+        other.segment_index(4999), torch.arange(90, 100)
+    )
