@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from tensordict import TensorDictBase
 
 
 def check_last_dim(tensor: torch.Tensor, expected: int, key: object, where: str) -> None:
@@ -23,6 +24,14 @@ def missing_key_error(key: object, available: Sequence[object], where: str) -> K
         "Pass the right key to the module's constructor, or add the AMAGO env transforms "
         "(amago_rl.envs) that produce it."
     )
+
+
+def require_entry(td: TensorDictBase, key: object, where: str) -> torch.Tensor:
+    """``td[key]``, or a ``KeyError`` that lists the entries that are present."""
+    value = td.get(key, None)
+    if value is None:
+        raise missing_key_error(key, td.keys(True, True), where)
+    return value
 
 
 def require_optional(package: str, extra: str, feature: str) -> ImportError:

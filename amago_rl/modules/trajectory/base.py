@@ -29,7 +29,7 @@ from tensordict.utils import NestedKey
 from torchrl.modules import recurrent_mode as _global_recurrent_mode
 
 from amago_rl import keys
-from amago_rl.errors import check_last_dim, missing_key_error
+from amago_rl.errors import check_last_dim, require_entry
 
 
 class TrajEncoder(TensorDictModuleBase):
@@ -91,10 +91,7 @@ class TrajEncoder(TensorDictModuleBase):
 
     # ------------------------------------------------------------------ forward
     def _get(self, td: TensorDictBase, key: NestedKey) -> torch.Tensor:
-        value = td.get(key, None)
-        if value is None:
-            raise missing_key_error(key, td.keys(True, True), type(self).__name__)
-        return value
+        return require_entry(td, key, type(self).__name__)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         x = self._get(tensordict, self.tstep_key)

@@ -19,11 +19,11 @@ from torch import nn
 from torchrl.data import Composite, TensorSpec
 
 from amago_rl import keys
-from amago_rl.errors import check_last_dim, missing_key_error
+from amago_rl.errors import require_entry
 from amago_rl.modules.activation import make_activation
 from amago_rl.modules.tstep.convnets import ImpalaCNN, NatureCNN
 from amago_rl.modules.tstep.drq import n_unaugmented, random_shift
-from amago_rl.modules.tstep.specs import action_dim_from_spec
+from amago_rl.modules.tstep.specs import action_dim_from_spec, read_rl2_inputs
 
 _BACKBONES = {"nature": NatureCNN, "impala": ImpalaCNN}
 
@@ -141,10 +141,7 @@ class CNNTstepEncoder(TensorDictModuleBase):
         return cls(image_key, shape, action_dim_from_spec(action_spec), **kwargs)
 
     def _get(self, td: TensorDictBase, key: NestedKey) -> torch.Tensor:
-        value = td.get(key, None)
-        if value is None:
-            raise missing_key_error(key, td.keys(True, True), type(self).__name__)
-        return value
+        return require_entry(td, key, type(self).__name__)
 
     def _images(self, image: torch.Tensor, lead: torch.Size) -> torch.Tensor:
         """``[*lead, *image_shape]`` -> float ``[prod(lead), C, H, W]``, augmented if training."""
@@ -166,16 +163,9 @@ class CNNTstepEncoder(TensorDictModuleBase):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         where = type(self).__name__
-        prev_reward = self._get(tensordict, self.prev_reward_key)
-        check_last_dim(prev_reward, 1, self.prev_reward_key, where)
-        lead = prev_reward.shape[:-1]
-        prev_action = self._get(tensordict, self.prev_action_key)
-        check_last_dim(prev_action, self.action_dim, self.prev_action_key, where)
-        if prev_action.shape[:-1] != lead:
-            raise ValueError(
-                f"{where}: {self.prev_action_key!r} has shape {tuple(prev_action.shape)} but "
-                f"{self.prev_reward_key!r} has {tuple(prev_reward.shape)}; their batch dims differ."
-            )
+        prev_reward, prev_action, lead = read_rl2_inputs(
+            tensordict, self.prev_reward_key, self.prev_action_key, self.action_dim, where
+        )
         images = self._images(self._get(tensordict, self.image_key), lead)
         img = self.img_proj(self.backbone(images).flatten(1)).reshape(*lead, -1)
         rl2 = torch.cat((prev_reward, prev_action), dim=-1).to(img.dtype)

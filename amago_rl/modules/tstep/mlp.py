@@ -18,10 +18,14 @@ from torch import nn
 from torchrl.data import Composite, TensorSpec
 
 from amago_rl import keys
-from amago_rl.errors import check_last_dim, missing_key_error
+from amago_rl.errors import require_entry
 from amago_rl.modules.activation import make_activation
 from amago_rl.modules.tstep.input_norm import InputNorm
-from amago_rl.modules.tstep.specs import action_dim_from_spec, obs_feature_sizes
+from amago_rl.modules.tstep.specs import (
+    action_dim_from_spec,
+    obs_feature_sizes,
+    read_rl2_inputs,
+)
 
 
 class MLPTstepEncoder(TensorDictModuleBase):
@@ -109,24 +113,14 @@ class MLPTstepEncoder(TensorDictModuleBase):
         return cls(obs_dims, action_dim_from_spec(action_spec), **kwargs)
 
     def _get(self, td: TensorDictBase, key: NestedKey) -> torch.Tensor:
-        value = td.get(key, None)
-        if value is None:
-            raise missing_key_error(key, td.keys(True, True), type(self).__name__)
-        return value
+        return require_entry(td, key, type(self).__name__)
 
     def _features(self, td: TensorDictBase) -> torch.Tensor:
         """``[*lead, in_dim]``: flattened obs, then prev_reward, then prev_action."""
         where = type(self).__name__
-        prev_reward = self._get(td, self.prev_reward_key)
-        check_last_dim(prev_reward, 1, self.prev_reward_key, where)
-        lead = prev_reward.shape[:-1]
-        prev_action = self._get(td, self.prev_action_key)
-        check_last_dim(prev_action, self.action_dim, self.prev_action_key, where)
-        if prev_action.shape[:-1] != lead:
-            raise ValueError(
-                f"{where}: {self.prev_action_key!r} has shape {tuple(prev_action.shape)} but "
-                f"{self.prev_reward_key!r} has {tuple(prev_reward.shape)}; their batch dims differ."
-            )
+        prev_reward, prev_action, lead = read_rl2_inputs(
+            td, self.prev_reward_key, self.prev_action_key, self.action_dim, where
+        )
         dtype = self.out_norm.weight.dtype
         parts = []
         for key, size in self.obs_dims.items():

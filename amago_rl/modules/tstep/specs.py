@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import torch
+from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torchrl.data import (
     Binary,
@@ -18,6 +19,7 @@ from torchrl.data import (
 )
 
 from amago_rl import keys
+from amago_rl.errors import check_last_dim, require_entry
 
 # Entries that the AMAGO transforms / TorchRL add next to the observation but that are not part
 # of what the agent "sees" through the MLP (they enter elsewhere, or are bookkeeping).
@@ -145,3 +147,25 @@ def obs_feature_sizes(
         _check_mlp_obs_spec(key, spec, feature_shape)
         sizes[key] = math.prod(feature_shape)
     return sizes
+
+
+def read_rl2_inputs(
+    td: TensorDictBase,
+    prev_reward_key: NestedKey,
+    prev_action_key: NestedKey,
+    action_dim: int,
+    where: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    """The RL^2 inputs of a timestep encoder, checked: ``prev_reward [*lead, 1]``,
+    ``prev_action [*lead, A]`` and the shared leading dims ``lead``."""
+    prev_reward = require_entry(td, prev_reward_key, where)
+    check_last_dim(prev_reward, 1, prev_reward_key, where)
+    lead = prev_reward.shape[:-1]
+    prev_action = require_entry(td, prev_action_key, where)
+    check_last_dim(prev_action, action_dim, prev_action_key, where)
+    if prev_action.shape[:-1] != lead:
+        raise ValueError(
+            f"{where}: {prev_action_key!r} has shape {tuple(prev_action.shape)} but "
+            f"{prev_reward_key!r} has {tuple(prev_reward.shape)}; their batch dims differ."
+        )
+    return prev_reward, prev_action, lead
