@@ -5,6 +5,9 @@ trajectory segments go to the disk replay, then ``updates_per_epoch`` gradient s
 clip on the trainable parameters, target soft update), then the new weights are pushed to the
 collector workers. Evaluation every ``eval_interval`` epochs (fresh memory, no exploration);
 checkpoints every ``ckpt_interval`` epochs and on Ctrl-C; ``resume`` continues the same curve.
+A Ctrl-C checkpoint keeps the interrupted epoch's real work (frames collected, updates made, the
+exploration schedule, the replay data) but not its epoch index: the epoch runs again on resume,
+so ``frames``/``updates`` stay true counts while the epoch column repeats one number.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class Trainer:
             frames_per_batch=frames_per_batch,
             seed=self.cfg.seed + 1000 * self.epoch,
         )
+        self.segmenter.clear()  # a new collector numbers trajectories from 0 again
         batches = iter(self.collector)
         bar = _progress(t.epochs, self.epoch, t.progress)
         try:
@@ -210,6 +214,7 @@ class Trainer:
             "scheduler": a.scheduler.state_dict(),
             "exploration": None if a.exploration is None else a.exploration.state_dict(),
             "rng": rng_state(),
+            "replay_rng": self.replay.generator.get_state(),
             "counters": {
                 "epoch": self.epoch,
                 "frames": self.frames,
@@ -234,6 +239,7 @@ class Trainer:
         if a.exploration is not None and state["exploration"] is not None:
             a.exploration.load_state_dict(state["exploration"])
         set_rng_state(state["rng"])
+        self.replay.generator.set_state(state["replay_rng"])
         c = state["counters"]
         self.epoch, self.frames, self.updates = c["epoch"], c["frames"], c["updates"]
         self.wall_time = c["wall_time"]

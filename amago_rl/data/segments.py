@@ -112,6 +112,10 @@ class TrajectorySegmenter:
                 final = self._final_token(piece[-1], tokens[-1])
                 out.extend(self._split_long(torch.cat([tokens, final.unsqueeze(0)], 0)))
                 del self._pending[tid]
+            elif end < row.shape[0]:
+                # The id changed without an episode end (the collector reset this env): keep the
+                # piece as an open segment, its last real token only serving as a bootstrap.
+                out.extend(self._split_long(torch.cat(self._pending.pop(tid), 0)))
             elif self.save_every is not None:
                 out.extend(self._flush_long(tid))
             start = end
@@ -142,5 +146,6 @@ class TrajectorySegmenter:
         return sum(sum(p.shape[0] for p in parts) for parts in self._pending.values())
 
     def clear(self) -> None:
-        """Drop unfinished trajectories (e.g. when the collector's envs are reset)."""
+        """Drop unfinished trajectories. Call it whenever the collector is rebuilt or reset: a new
+        collector numbers trajectories from 0 again, which must not extend old pending ones."""
         self._pending.clear()

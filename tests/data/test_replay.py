@@ -205,3 +205,13 @@ def test_bookkeeping_stays_bounded_over_many_evictions() -> None:
     assert other.num_segments == 10 and torch.equal(
         other.segment_index(4999), torch.arange(90, 100)
     )
+
+
+def test_segmenter_emits_pieces_cut_by_a_trajectory_id_change() -> None:
+    seg = TrajectorySegmenter(["observation"])
+    out = seg.add(_steps([0, 0, 0, 1, 1], [False] * 5))  # env reset by the collector at step 3
+    assert [o["time_idx"].squeeze(-1).tolist() for o in out] == [[0, 1, 2]]
+    assert seg.num_pending_steps == 2
+    seg.clear()
+    out = seg.add(_steps([0, 0], [False, True]))  # a new collector reuses id 0
+    assert [o["time_idx"].squeeze(-1).tolist() for o in out] == [[0, 1, 2]]

@@ -58,7 +58,8 @@ class LearnedPositionEmbedding(nn.Module):
         if max_time_idx is None or max_time_idx <= 0:
             raise ValueError(
                 "pos_emb='learned' needs max_time_idx (a positive int: one more than the largest "
-                f"time_idx the encoder will see, e.g. the env's max episode/trial length); got {max_time_idx!r}."
+                f"time_idx the encoder will see: the env's max episode/trial length + 1, since stored "
+                f"trajectories end with the final observation's token); got {max_time_idx!r}."
             )
         self.max_time_idx = max_time_idx
         self.table = nn.Embedding(max_time_idx, dim)
