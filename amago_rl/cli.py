@@ -50,8 +50,7 @@ def _run(cfg: DictConfig) -> None:
 
     conf: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
-    trainer = Trainer(conf, run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
     print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
     trainer.train()
     last = trainer.metrics.rows[-1] if trainer.metrics.rows else {}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from tensordict import TensorDictBase
 
 from amago_rl import keys
@@ -75,6 +76,7 @@ class Trainer:
             relabel=build_relabeler(cfg.replay.relabel),
             seed=cfg.seed,
         )
+        OmegaConf.save(OmegaConf.structured(cfg), self.run_dir / "config.yaml")
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")
         self.logger = make_logger(cfg.logger, self.run_dir, cfg.name, asdict(cfg))
         self.epoch = 0

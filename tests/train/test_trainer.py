@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from amago_rl.checkpoint import load_latest
 from amago_rl.cli import load_config
@@ -40,7 +41,13 @@ def rows(run_dir: Path) -> list[dict[str, str]]:
 def test_two_worker_run_writes_artefacts_and_resumes(tmp_path: Path) -> None:
     cfg = load_config([*SMALL, "collector.num_workers=2"])
     Trainer(cfg, tmp_path).train()
-    for name in ("metrics.csv", "learning_curve.png", "checkpoints/latest.pt", "replay"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "learning_curve.png",
+        "checkpoints/latest.pt",
+        "replay",
+    ):
         assert (tmp_path / name).exists(), name
     first = rows(tmp_path)
     assert [r["epoch"] for r in first] == ["0", "1", "2"]
@@ -48,6 +55,9 @@ def test_two_worker_run_writes_artefacts_and_resumes(tmp_path: Path) -> None:
         assert column in first[0], column
     assert any(k.startswith("learn/loss_critic") for k in first[0])
     assert int(first[-1]["updates"]) == 12
+    assert load_config([*SMALL, "collector.num_workers=2"]) == OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(type(cfg)), OmegaConf.load(tmp_path / "config.yaml"))
+    ), "config.yaml must hold the resolved run config"
     state = load_latest(tmp_path)
     assert state is not None and state["counters"]["epoch"] == 3
     tokens_before = int(first[-1]["replay/tokens"])
