@@ -53,11 +53,12 @@ def _run(cfg: DictConfig) -> None:
     trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
     print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
     trainer.train()
-    last = trainer.metrics.rows[-1] if trainer.metrics.rows else {}
+    evals = [r["eval/return"] for r in trainer.metrics.rows if "eval/return" in r]
+    last_eval = f"{evals[-1]:.3f}" if evals else "n/a"
     print(
         f"amago-train: finished epoch {trainer.epoch} ({trainer.frames} frames, "
         f"{trainer.updates} updates, {trainer.wall_time:.0f} s); "
-        f"last eval return {last.get('eval/return', 'n/a')}.\n"
+        f"last eval return {last_eval}.\n"
         f"  metrics:        {run_dir / 'metrics.csv'}\n"
         f"  learning curve: {run_dir / 'learning_curve.png'}\n"
         f"  checkpoints:    {run_dir / 'checkpoints'}\n"
