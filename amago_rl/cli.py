@@ -40,6 +40,7 @@ def load_config(overrides: list[str] | None = None) -> TrainConfig:
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("RL_WARNINGS", "0")
+    os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
     logging.getLogger("torchrl").setLevel(logging.WARNING)
 
 
@@ -47,6 +48,8 @@ def _quiet_libraries() -> None:
 def _run(cfg: DictConfig) -> None:
     _quiet_libraries()
     from amago_rl.trainer import Trainer
+
+    _quiet_libraries()  # torchrl sets its logger's level when imported
 
     conf: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
