@@ -116,6 +116,10 @@ def summarise_seed(seed: int, run_dir: Path, threshold: float, status: str) -> S
     return result
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_seeds(args: argparse.Namespace, out: Path) -> dict[int, str]:
     """Run every seed (at most ``args.parallel`` at once); returns each seed's exit status."""
     pending = list(args.seeds)
@@ -141,8 +145,12 @@ def run_seeds(args: argparse.Namespace, out: Path) -> dict[int, str]:
             log = (run_dir / "stdout.log").open("w")
             print(f"[seed {seed}] start: {' '.join(cmd[2:])}", flush=True)
             env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            # A shell's background job starts with SIGINT ignored, and python then never raises
+            # KeyboardInterrupt; restore the default so the trainer can stop cleanly on SIGINT.
             running[seed] = (
-                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_default_sigint
+                ),
                 log,
             )
         time.sleep(2.0)
@@ -159,8 +167,8 @@ def run_seeds(args: argparse.Namespace, out: Path) -> dict[int, str]:
                 print(f"[seed {seed}] {status[seed]}", flush=True)
                 continue
             if seed in stopping:
-                if time.monotonic() - stopping[seed] > 120:
-                    proc.kill()
+                if time.monotonic() - stopping[seed] > 60:
+                    proc.terminate()
                 continue
             if args.stop_at_threshold:
                 evals = eval_rows(read_metrics(out / f"seed_{seed}" / "metrics.csv"))
