@@ -325,8 +325,15 @@ def main() -> None:
         if previous.exists():
             old = json.loads(previous.read_text())
             status = {r["seed"]: r["status"] for r in old["per_seed"]}
-            command, started = old["command"], old["date"]
+            started = old["date"]
     else:
+        # The trainer continues an existing metrics.csv, and an old hit would stop the new run
+        # at once: refuse to reuse a run directory.
+        used = [s for s in args.seeds if (out / f"seed_{s}" / "metrics.csv").exists()]
+        if used:
+            parser.error(
+                f"{out}/seed_{used[0]} already holds a run: remove it or use --aggregate-only"
+            )
         status = run_seeds(args, out)
     results = [
         summarise_seed(s, out / f"seed_{s}", args.threshold, status.get(s, "")) for s in args.seeds
@@ -335,7 +342,13 @@ def main() -> None:
         if not r.status:  # aggregate-only over runs this script did not launch
             n_hits = len(hits(r.evals, args.threshold))
             stopped = r.first_hit is not None and n_hits <= 1 + args.stop_after_evals
-            r.status = "stopped at threshold" if stopped else "ended"
+            r.status = (
+                "stopped at threshold"
+                if stopped
+                else "ran on past threshold"
+                if r.first_hit
+                else "ended"
+            )
     summary = {
         "name": out.name,
         "preset": args.preset,
