@@ -1,0 +1,108 @@
+"""benchmarks/learning/adaptation.py: its pure helpers, the episode tracer, and one tiny run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from amago_rl.cli import load_config
+from amago_rl.envs.builtin.key_door import DarkKeyDoor
+from amago_rl.trainer import Trainer
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "adaptation.py"
+TINY = [
+    "trainer.epochs=1",
+    "trainer.timesteps_per_epoch=8",
+    "trainer.updates_per_epoch=1",
+    "trainer.batch_size=2",
+    "trainer.eval_timesteps=4",
+    "trainer.progress=false",
+    "collector.envs_per_worker=2",
+    "replay.save_every=4",
+]
+
+
+@pytest.fixture(scope="module")
+def adaptation() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("adaptation_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_thompson_regret_beats_random(adaptation: ModuleType) -> None:
+    thompson = adaptation.thompson_regret(5, 50, 300, seed=0)
+    random = adaptation.random_regret(5, 50, 300, seed=0)
+    assert thompson.shape == random.shape == (300, 50)
+    assert (thompson >= 0).all() and (random >= 0).all()
+    # Uniform pulls cost E[max p - mean p] = 5/6 - 1/2 per pull; Thompson sampling far less.
+    assert random.sum(1).mean() == pytest.approx(50 / 3, rel=0.05)
+    assert thompson.sum(1).mean() < 0.5 * random.sum(1).mean()
+    assert thompson[:, -10:].mean() < thompson[:, :10].mean(), "it learns within the trial"
+
+
+def test_episode_outcomes_and_pooling(adaptation: ModuleType) -> None:
+    nan = np.nan
+    trace = {  # episodes 0 and 1 end (1 succeeds), episode 2 is cut off by the trial's end
+        "reward": np.array([0.0, 0.0, 1.0, 1.0, 0.0, 1.0]),
+        "episode": np.array([0, 0, 1, 1, 1, 2]),
+        "episode_end": np.array([False, True, False, False, True, False]),
+        "success": np.array([nan, 0.0, nan, nan, 1.0, nan]),
+    }
+    returns, success = adaptation.episode_outcomes(trace)
+    assert returns.tolist() == [0.0, 2.0] and success.tolist() == [0.0, 1.0]
+    stats = adaptation.mean_se([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0])])
+    assert stats["n"] == [3, 2, 1]
+    assert stats["mean"][:2] == pytest.approx([2 / 3, 1.0])
+    assert stats["se"][0] == pytest.approx(np.std([0, 1, 1], ddof=1) / np.sqrt(3))
+    assert stats["se"][1] == 0.0 and np.isnan(stats["se"][2]), "no s.e. from one trial"
+
+
+def test_tracer_follows_key_door_episodes(adaptation: ModuleType) -> None:
+    task = DarkKeyDoor(
+        size=3,
+        episode_length=4,
+        meta_horizon=9,
+        start_location=(0, 0),
+        key_location=(1, 0),
+        goal_location=(2, 0),
+    )
+    env = adaptation.EpisodeTracer(task)
+    env.reset(seed=0)
+    right, stay = 3, 4
+    # ep 0: key, door (success); ep 1: soft reset, then idle until its 4-step limit; ep 2: cut.
+    infos = [env.step(a)[-1] for a in [right, right, stay, stay, stay, stay, stay, stay, right]]
+    assert [int(i["trace_episode"]) for i in infos] == [0, 0, 1, 1, 1, 1, 1, 2, 2]
+    ends = [bool(i["trace_episode_end"]) for i in infos]
+    assert ends == [False, True, False, False, False, False, True, False, False]
+    assert [float(i["trace_success"]) for i, e in zip(infos, ends) if e] == [1.0, 0.0]
+
+
+def test_script_end_to_end_on_tiny_runs(adaptation: ModuleType, tmp_path: Path) -> None:
+    args = ["--trials", "2", "--num-envs", "2", "--thompson", "--baseline-trials", "50"]
+    for preset in ("bandit_cpu", "meta_frozen_lake_cpu"):
+        Trainer(load_config([f"experiment={preset}", *TINY]), tmp_path / preset).train()
+        args += ["--run-dir", str(tmp_path / preset)]
+    out = tmp_path / "out"
+    adaptation.main([*args, "--out", str(out)])
+    result = json.loads((out / "adaptation.json").read_text())
+    lake = result["runs"]["meta_frozen_lake/transformer"]
+    assert lake["episode_success"]["n"] == [2, 2, 2, 2], "4 attempts per trial, all finished"
+    assert all(0.0 <= s <= 1.0 for s in lake["episode_success"]["mean"])
+    assert lake["episode_return"]["mean"] == lake["episode_success"]["mean"]  # reward 1 = goal
+    run = result["runs"]["bandit/transformer"]
+    assert run["trials"] == 2 and run["checkpoint_epochs"] == [1]
+    assert run["sample_actions"] == [True], "follows trainer.eval_sample_actions"
+    assert len(run["regret"]["cumulative_mean"]) == 50  # bandit_cpu: 50 pulls per trial
+    assert run["regret"]["final_mean"] == run["regret"]["cumulative_mean"][-1] >= 0
+    baselines = result["baselines"][run["bandit_setting"]]
+    assert set(baselines) == {"thompson", "random"}
+    assert baselines["thompson"]["final_mean"] < baselines["random"]["final_mean"]
+    assert "thompson" in (out / "adaptation.md").read_text()
+    assert (out / "adaptation.png").stat().st_size > 0
