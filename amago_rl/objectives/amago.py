@@ -61,6 +61,8 @@ class AMAGOLoss(LossModule):
         num_critics_td: critics drawn for the TD target (2).
         n_step: transitions summed before bootstrapping (1).
         popart, popart_beta, popart_init_nu: PopArt switch and parameters (True, 5e-4, 100).
+        popart_shared_scale: normalise all discounts by one (the largest) sigma (True) instead of
+            one sigma per discount (the reference); see :class:`~amago_rl.objectives.PopArt`.
         filter, filter_kwargs: advantage filter by name (``binary``, ``exp``, ``leaky_relu``,
             ``none``) or callable, see :mod:`amago_rl.objectives.filters`.
         num_actions_value_critic: policy samples ``K`` per next state in the target (1).
@@ -125,6 +127,7 @@ class AMAGOLoss(LossModule):
         popart: bool = True,
         popart_beta: float = 5e-4,
         popart_init_nu: float = 100.0,
+        popart_shared_scale: bool = True,
         filter: str | AdvantageFilter = "binary",
         filter_kwargs: dict[str, Any] | None = None,
         num_actions_value_critic: int = 1,
@@ -154,7 +157,12 @@ class AMAGOLoss(LossModule):
         self.n_step = n_step
         self.use_popart = popart
         # popart=False keeps an identity PopArt (mu 0, sigma 1, w 1, b 0) that is never updated.
-        self.popart = PopArt(critic.num_gammas, popart_beta, popart_init_nu if popart else 1.0)
+        self.popart = PopArt(
+            critic.num_gammas,
+            popart_beta,
+            popart_init_nu if popart else 1.0,
+            shared_scale=popart_shared_scale,
+        )
         self.filter = make_filter(filter, **(filter_kwargs or {}))
         self.num_actions_value_critic = num_actions_value_critic
         self.num_actions_value_actor = num_actions_value_actor

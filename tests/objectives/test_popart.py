@@ -23,7 +23,7 @@ def test_initial_state_sigma_10() -> None:
 
 
 def test_first_update_hand_computed() -> None:
-    p = PopArt(1, beta=0.5, init_nu=100.0)
+    p = PopArt(1, beta=0.5, init_nu=100.0, shared_scale=False)
     p.update_stats(torch.tensor([[1.0], [3.0]]))
     beta_t = 0.5 / (1 - 0.5**2)  # t goes 1 -> 2 before use: 2/3
     mu = beta_t * 2.0  # m1 = 2
@@ -37,9 +37,10 @@ def test_first_update_hand_computed() -> None:
     assert p.b.item() == pytest.approx((0.0 + 0.0 - mu) / sigma, rel=1e-6)
 
 
-def test_update_preserves_denormalised_outputs() -> None:
+@pytest.mark.parametrize("shared_scale", [True, False])
+def test_update_preserves_denormalised_outputs(shared_scale: bool) -> None:
     torch.manual_seed(1)
-    p = PopArt(4, beta=0.05)
+    p = PopArt(4, beta=0.05, shared_scale=shared_scale)
     x = torch.randn(10, 4)
     for _ in range(5):
         before = p.denormalize(x)
@@ -78,3 +79,24 @@ def test_statistics_are_buffers_not_parameters() -> None:
     p = PopArt(2)
     assert list(p.parameters()) == []
     assert set(p.state_dict()) == {"mu", "nu", "w", "b", "t"}
+
+
+def test_shared_scale_uses_the_largest_sigma_and_keeps_near_constant_discounts_bounded() -> None:
+    """One discount with near-constant targets (gamma 0.1 on CartPole) and one with a wide spread:
+    per-discount sigma re-weights the first discount's loss by 1 / sigma^2 (w explodes); the
+    shared scale keeps both discounts' weights equal."""
+    torch.manual_seed(0)
+    shared, per = PopArt(2, beta=0.05), PopArt(2, beta=0.05, shared_scale=False)
+    for _ in range(400):
+        y = torch.stack([1.1 + 0.01 * torch.randn(64), 40.0 + 20.0 * torch.randn(64)], -1)
+        shared.update_stats(y)
+        per.update_stats(y)
+    own = per.sigma
+    assert own[0] < 0.05 and 15.0 < own[1] < 25.0
+    assert torch.allclose(shared.sigma, own.max().expand(2), rtol=0.05)
+    assert per.w[0] / per.w[1] > 100.0  # gradient of discount 0 amplified > 100x
+    assert torch.allclose(shared.w[0], shared.w[1])  # both discounts on one scale
+    # the loss of the near-constant discount is small in shared units, huge in its own
+    err = torch.tensor([0.05, 5.0])  # return units
+    assert (err / shared.sigma)[0] < (err / shared.sigma)[1]
+    assert (err / own)[0] > (err / own)[1]
