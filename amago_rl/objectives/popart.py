@@ -146,6 +146,4 @@ class PopArt(nn.Module):
         return self.sigma * out + self.mu
 
     def extra_repr(self) -> str:
-        return (
-            f"num_gammas={self.num_gammas}, beta={self.beta}, shared_scale={self.shared_scale}"
-        )
+        return f"num_gammas={self.num_gammas}, beta={self.beta}, shared_scale={self.shared_scale}"
