@@ -1,0 +1,90 @@
+"""Headline learning results of issue #6, rows 1, 2, 3 and 6 (``-m slow``; not in CI's suite).
+
+Each test trains the same preset and overrides as the benchmark command in
+``benchmarks/learning/README.md`` with seed 0, one torch thread, and asserts the row's
+headline threshold. Runs with one worker are deterministic on one machine, so the budget of a test
+is the benchmark run's first hit plus a margin where the benchmark stops at the threshold.
+
+    make test-slow                                   # all of them (about 1 hour on 2 cores)
+    make test-slow PYTEST_ARGS="-k cartpole"          # one row
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from amago_rl.cli import load_config
+from amago_rl.trainer import Trainer
+
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "learning"
+
+
+def _train(tmp_path: Path, overrides: list[str]) -> list[float]:
+    """Train seed 0 with ``overrides``; return the eval returns, in epoch order."""
+    cfg = load_config(["seed=0", "threads=1", "trainer.progress=false", *overrides])
+    Trainer(cfg, tmp_path).train()
+    with (tmp_path / "metrics.csv").open() as f:
+        return [float(r["eval/return"]) for r in csv.DictReader(f) if r["eval/return"]]
+
+
+def _adaptation() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("adaptation_script", BENCH / "adaptation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Row 1: passive T-Maze, corridor 100, transformer (benchmark: first perfect eval at epoch 19,
+# 1,000 updates, 419 s; the GRU needed 4,350 updates).
+TMAZE_H100 = [
+    "experiment=tmaze_cpu",
+    "trainer.eval_interval=1",
+    "env.kwargs.corridor_length=100",
+    "model.max_seq_len=101",
+    "trainer.timesteps_per_epoch=202",
+    "trainer.eval_timesteps=101",
+]
+
+
+def test_tmaze_h100_transformer_is_solved(tmp_path: Path) -> None:
+    evals = _train(tmp_path, [*TMAZE_H100, "trainer.epochs=22"])
+    assert evals[0] < 0.6, evals
+    assert max(evals) >= 1.0, f"T-Maze H=100 not solved: eval returns {evals}"
+
+
+# Row 6: CartPole-v1 with the FF encoder (benchmark: seed 0 first >= 475 at epoch 20 of 100; seeds 1
+# and 2 reach 481 at epoch 90 and 333 at best, see benchmarks/RESULTS.md).
+def test_cartpole_ff_reaches_475(tmp_path: Path) -> None:
+    evals = _train(tmp_path, ["experiment=cartpole_ff", "trainer.epochs=25"])
+    assert max(evals) >= 475.0, f"CartPole not solved: eval returns {evals}"
+
+
+# Row 2: POPGym, transformer agent, final eval return after 60 epochs (benchmark: RepeatPreviousEasy
+# 0.999; GRU and FF baselines in benchmarks/RESULTS.md).
+@pytest.mark.parametrize(("env", "threshold"), [("RepeatPreviousEasy", 0.9)])
+def test_popgym_transformer(tmp_path: Path, env: str, threshold: float) -> None:
+    pytest.importorskip("popgym")
+    evals = _train(
+        tmp_path, ["experiment=popgym_cpu", f"env.name=popgym/{env}", "trainer.epochs=60"]
+    )
+    assert evals[-1] >= threshold, f"POPGym {env}: eval returns {evals}"
+
+
+# Row 3: Meta Frozen Lake (small): later attempts of a trial succeed more often than the first
+# (benchmark: success 0.59 / 0.93 / 0.99 / 0.98 by attempt, 200 trials).
+def test_meta_frozen_lake_adapts_within_a_trial(tmp_path: Path) -> None:
+    _train(tmp_path / "run", ["experiment=meta_frozen_lake_cpu"])
+    result = _adaptation().main(
+        ["--run-dir", str(tmp_path / "run"), "--trials", "200", "--out", str(tmp_path / "out")]
+    )
+    (run,) = result["runs"].values()
+    success = run["episode_success"]["mean"]
+    assert max(success[1:]) >= success[0] + 0.2, f"success by attempt: {success}"
