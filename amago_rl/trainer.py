@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -86,6 +88,33 @@ class Trainer:
         if cfg.resume:
             self._resume()
         self.collector = None
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ Ctrl-C
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """First Ctrl-C: stop at the next safe point (after the current update) and checkpoint.
+        Second Ctrl-C: interrupt immediately (the checkpoint is attempted but may fail)."""
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        log.warning(
+            "Ctrl-C: stopping after the current update and saving a checkpoint "
+            "(press Ctrl-C again to interrupt immediately)."
+        )
+
+    @contextlib.contextmanager
+    def _graceful_sigint(self) -> Any:
+        """Route SIGINT to :meth:`_on_sigint` while training (main thread only). An interrupt
+        raised inside a functional-parameter swap (``to_module``) can turn into a different
+        error on the way out, so the loop only stops between updates."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     # ------------------------------------------------------------------ main loop
     def train(self) -> None:
@@ -101,32 +130,46 @@ class Trainer:
         self.segmenter.clear()  # a new collector numbers trajectories from 0 again
         batches = iter(self.collector)
         bar = _progress(t.epochs, self.epoch, t.progress)
+        self._stop_requested = False
         try:
-            for epoch in range(self.epoch, t.epochs):
-                start = time.perf_counter()
-                row: dict[str, Any] = {"epoch": epoch}
-                row.update(self._collect(batches))
-                if epoch >= t.start_learning_at_epoch and self.replay.can_sample():
-                    row.update(self._learn(t.updates_per_epoch))
-                self.collector.update_policy_weights_()
-                self.epoch = epoch + 1
-                if epoch % t.eval_interval == 0 or self.epoch == t.epochs:
-                    row.update(self._evaluate())
-                self.wall_time += time.perf_counter() - start
-                row.update(frames=self.frames, updates=self.updates, wall_time=self.wall_time)
-                self._log(row, eval_row="eval/return" in row)
-                if self.epoch % t.ckpt_interval == 0 or self.epoch == t.epochs:
-                    self.save()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(_postfix(row), refresh=False)
+            with self._graceful_sigint():
+                self._run_epochs(batches, bar)
         except KeyboardInterrupt:
-            log.warning("Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch)
-            self.save()
+            self._stop_requested = True
         finally:
+            if self._stop_requested:
+                log.warning(
+                    "Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch
+                )
+                self.save()
             if bar is not None:
                 bar.close()
             self.close()
+
+    def _run_epochs(self, batches: Any, bar: Any) -> None:
+        t = self.cfg.trainer
+        for epoch in range(self.epoch, t.epochs):
+            if self._stop_requested:
+                return
+            start = time.perf_counter()
+            row: dict[str, Any] = {"epoch": epoch}
+            row.update(self._collect(batches))
+            if epoch >= t.start_learning_at_epoch and self.replay.can_sample():
+                row.update(self._learn(t.updates_per_epoch))
+            if self._stop_requested:  # a partial epoch is not logged; its updates are kept
+                return
+            self.collector.update_policy_weights_()
+            self.epoch = epoch + 1
+            if epoch % t.eval_interval == 0 or self.epoch == t.epochs:
+                row.update(self._evaluate())
+            self.wall_time += time.perf_counter() - start
+            row.update(frames=self.frames, updates=self.updates, wall_time=self.wall_time)
+            self._log(row, eval_row="eval/return" in row)
+            if self.epoch % t.ckpt_interval == 0 or self.epoch == t.epochs:
+                self.save()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(_postfix(row), refresh=False)
 
     # ------------------------------------------------------------------ phases
     def _collect(self, batches: Any) -> dict[str, Any]:
@@ -165,6 +208,7 @@ class Trainer:
         )
         sums: dict[str, float] = {}
         start = time.perf_counter()
+        done = 0
         for _ in range(num_updates):
             batch = self.replay.sample().to(self.device)
             with autocast:
@@ -181,9 +225,12 @@ class Trainer:
                 if v.numel() == 1:
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+            done += 1
+            if self._stop_requested:  # Ctrl-C: stop between updates
+                break
         elapsed = time.perf_counter() - start
-        stats = {f"learn/{k}": v / num_updates for k, v in sums.items()}
-        stats["learn/updates_per_s"] = num_updates / max(elapsed, 1e-9)
+        stats = {f"learn/{k}": v / max(done, 1) for k, v in sums.items()}
+        stats["learn/updates_per_s"] = done / max(elapsed, 1e-9)
         stats["learn/lr"] = a.scheduler.get_last_lr()[0]
         return stats
 

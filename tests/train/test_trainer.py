@@ -4,9 +4,12 @@ Ctrl-C, and the CLI validates its config."""
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -92,6 +95,31 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     state = load_latest(tmp_path)
     assert state is not None
     assert state["counters"]["epoch"] == 1 and state["counters"]["updates"] == 4
+
+
+def test_sigint_during_an_update_stops_after_it_and_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT in the middle of the 6th update (inside the loss's parameter swaps it could
+    turn into a different exception): the update completes, a checkpoint is written, no error."""
+    trainer = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100"]), tmp_path)
+    calls = {"n": 0}
+    loss_forward = trainer.agent.loss.forward
+
+    def forward_then_sigint(td: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss_forward(td)
+
+    monkeypatch.setattr(trainer.agent.loss, "forward", forward_then_sigint)
+    previous = signal.getsignal(signal.SIGINT)
+    trainer.train()
+    assert signal.getsignal(signal.SIGINT) is previous  # handler restored
+    state = load_latest(tmp_path)
+    assert state is not None
+    assert state["counters"]["updates"] == 6 and state["counters"]["epoch"] == 1
+    assert [r["epoch"] for r in rows(tmp_path)] == ["0"]  # the partial epoch is not logged
 
 
 def test_resume_restores_weights_and_optimizer(tmp_path: Path) -> None:
