@@ -15,16 +15,6 @@ from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.trainer import Trainer
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "adaptation.py"
-TINY = [
-    "trainer.epochs=1",
-    "trainer.timesteps_per_epoch=8",
-    "trainer.updates_per_epoch=1",
-    "trainer.batch_size=2",
-    "trainer.eval_timesteps=4",
-    "trainer.progress=false",
-    "collector.envs_per_worker=2",
-    "replay.save_every=4",
-]
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +74,12 @@ def test_tracer_follows_key_door_episodes(adaptation: ModuleType) -> None:
     assert [float(i["trace_success"]) for i, e in zip(infos, ends) if e] == [1.0, 0.0]
 
 
-def test_script_end_to_end_on_tiny_runs(adaptation: ModuleType, tmp_path: Path) -> None:
+def test_script_end_to_end_on_tiny_runs(
+    adaptation: ModuleType, tmp_path: Path, tiny_run: list[str]
+) -> None:
     args = ["--trials", "2", "--num-envs", "2", "--thompson", "--baseline-trials", "50"]
     for preset in ("bandit_cpu", "meta_frozen_lake_cpu"):
-        Trainer(load_config([f"experiment={preset}", *TINY]), tmp_path / preset).train()
+        Trainer(load_config([f"experiment={preset}", *tiny_run]), tmp_path / preset).train()
         args += ["--run-dir", str(tmp_path / preset)]
     out = tmp_path / "out"
     adaptation.main([*args, "--out", str(out)])

@@ -15,17 +15,6 @@ PRESETS = sorted(
     for p in (Path(__file__).resolve().parents[2] / "amago_rl/configs/experiment").glob("*.yaml")
 )
 NEEDS = {"gymnax": "gymnax", "half_cheetah_vel": "mujoco", "popgym": "popgym"}
-TINY = [
-    "trainer.epochs=1",
-    "trainer.timesteps_per_epoch=8",
-    "trainer.updates_per_epoch=1",
-    "trainer.batch_size=2",
-    "trainer.eval_timesteps=4",
-    "trainer.progress=false",
-    "collector.num_workers=1",
-    "collector.envs_per_worker=2",
-    "replay.save_every=4",  # store pieces of unfinished trajectories so an update can run
-]
 
 
 def _skip_missing(preset: str) -> None:
@@ -39,9 +28,9 @@ def test_presets_are_found() -> None:
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_preset_builds(preset: str, tmp_path: Path) -> None:
+def test_preset_builds(preset: str, tmp_path: Path, tiny_run: list[str]) -> None:
     _skip_missing(preset)
-    cfg = load_config([f"experiment={preset}", *TINY])
+    cfg = load_config([f"experiment={preset}", *tiny_run])
     trainer = Trainer(cfg, tmp_path)
     try:
         assert trainer.agent.modules.traj_encoder.max_seq_len == cfg.model.max_seq_len
@@ -50,9 +39,9 @@ def test_preset_builds(preset: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p.endswith("_cpu") or p == "quickstart"])
-def test_cpu_preset_runs_an_epoch(preset: str, tmp_path: Path) -> None:
+def test_cpu_preset_runs_an_epoch(preset: str, tmp_path: Path, tiny_run: list[str]) -> None:
     _skip_missing(preset)
-    cfg = load_config([f"experiment={preset}", *TINY])
+    cfg = load_config([f"experiment={preset}", *tiny_run])
     trainer = Trainer(cfg, tmp_path)
     trainer.train()
     assert trainer.epoch == 1 and (tmp_path / "metrics.csv").exists()
