@@ -1,7 +1,9 @@
-"""benchmarks/learning/adaptation.py: its pure helpers, the episode tracer, and one tiny run."""
+"""benchmarks/learning/adaptation.py (+ adaptation_traces.py, adaptation_report.py): the pure
+helpers, the episode tracer, and one tiny run."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 from pathlib import Path
@@ -26,9 +28,20 @@ def adaptation() -> ModuleType:
     return module
 
 
-def test_thompson_regret_beats_random(adaptation: ModuleType) -> None:
-    thompson = adaptation.thompson_regret(5, 50, 300, seed=0)
-    random = adaptation.random_regret(5, 50, 300, seed=0)
+@pytest.fixture(scope="module")
+def traces(adaptation: ModuleType) -> ModuleType:
+    # Loading the script puts benchmarks/learning on sys.path, as its sibling modules need.
+    return importlib.import_module("adaptation_traces")
+
+
+@pytest.fixture(scope="module")
+def report(adaptation: ModuleType) -> ModuleType:
+    return importlib.import_module("adaptation_report")
+
+
+def test_thompson_regret_beats_random(report: ModuleType) -> None:
+    thompson = report.thompson_regret(5, 50, 300, seed=0)
+    random = report.random_regret(5, 50, 300, seed=0)
     assert thompson.shape == random.shape == (300, 50)
     assert (thompson >= 0).all() and (random >= 0).all()
     # Uniform pulls cost E[max p - mean p] = 5/6 - 1/2 per pull; Thompson sampling far less.
@@ -37,7 +50,7 @@ def test_thompson_regret_beats_random(adaptation: ModuleType) -> None:
     assert thompson[:, -10:].mean() < thompson[:, :10].mean(), "it learns within the trial"
 
 
-def test_episode_outcomes_and_pooling(adaptation: ModuleType) -> None:
+def test_episode_outcomes_and_pooling(traces: ModuleType, report: ModuleType) -> None:
     nan = np.nan
     trace = {  # episodes 0 and 1 end (1 succeeds), episode 2 is cut off by the trial's end
         "reward": np.array([0.0, 0.0, 1.0, 1.0, 0.0, 1.0]),
@@ -45,16 +58,16 @@ def test_episode_outcomes_and_pooling(adaptation: ModuleType) -> None:
         "episode_end": np.array([False, True, False, False, True, False]),
         "success": np.array([nan, 0.0, nan, nan, 1.0, nan]),
     }
-    returns, success = adaptation.episode_outcomes(trace)
+    returns, success = traces.episode_outcomes(trace)
     assert returns.tolist() == [0.0, 2.0] and success.tolist() == [0.0, 1.0]
-    stats = adaptation.mean_se([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0])])
+    stats = report.mean_se([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0])])
     assert stats["n"] == [3, 2, 1]
     assert stats["mean"][:2] == pytest.approx([2 / 3, 1.0])
     assert stats["se"][0] == pytest.approx(np.std([0, 1, 1], ddof=1) / np.sqrt(3))
     assert stats["se"][1] == 0.0 and np.isnan(stats["se"][2]), "no s.e. from one trial"
 
 
-def test_tracer_follows_key_door_episodes(adaptation: ModuleType) -> None:
+def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:
     task = DarkKeyDoor(
         size=3,
         episode_length=4,
@@ -63,7 +76,7 @@ def test_tracer_follows_key_door_episodes(adaptation: ModuleType) -> None:
         key_location=(1, 0),
         goal_location=(2, 0),
     )
-    env = adaptation.EpisodeTracer(task)
+    env = traces.EpisodeTracer(task)
     env.reset(seed=0)
     right, stay = 3, 4
     # ep 0: key, door (success); ep 1: soft reset, then idle until its 4-step limit; ep 2: cut.

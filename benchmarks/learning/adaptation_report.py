@@ -1,0 +1,210 @@
+"""Reporting for ``adaptation.py``: statistics by episode index, bandit regret baselines
+(Thompson sampling, uniform-random pulls) and the ``adaptation.json`` / ``.md`` / ``.png`` writers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from adaptation_traces import Trace, episode_outcomes
+
+
+def mean_se(rows: list[np.ndarray]) -> dict[str, list[float]]:
+    """Per-column mean, standard error and count of ragged rows ``[n_i]`` (NaN = missing)."""
+    width = max((len(r) for r in rows), default=0)
+    table = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        table[i, : len(r)] = r
+    n = (~np.isnan(table)).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(table, 0) / n
+        sq = np.nansum((table - mean) ** 2, 0)
+        se = np.sqrt(sq / (n - 1) / n)
+    return {"mean": _floats(mean), "se": _floats(np.where(n > 1, se, np.nan)), "n": n.tolist()}
+
+
+def thompson_regret(num_arms: int, horizon: int, num_trials: int, seed: int) -> np.ndarray:
+    """Expected regret per pull of Thompson sampling with Beta(1, 1) priors on arms
+    ``p ~ U[0, 1]``: ``[num_trials, horizon]``."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(size=(num_trials, num_arms))
+    wins, losses = np.ones_like(means), np.ones_like(means)
+    regret, rows = np.zeros((num_trials, horizon)), np.arange(num_trials)
+    for t in range(horizon):
+        arm = rng.beta(wins, losses).argmax(1)
+        reward = rng.random(num_trials) < means[rows, arm]
+        wins[rows, arm] += reward
+        losses[rows, arm] += ~reward
+        regret[:, t] = means.max(1) - means[rows, arm]
+    return regret
+
+
+def random_regret(num_arms: int, horizon: int, num_trials: int, seed: int) -> np.ndarray:
+    """Expected regret per pull of uniformly random pulls: ``[num_trials, horizon]``."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(size=(num_trials, num_arms))
+    arms = rng.integers(num_arms, size=(num_trials, horizon))
+    return means.max(1, keepdims=True) - np.take_along_axis(means, arms, 1)
+
+
+def regret_summary(regret: np.ndarray) -> dict[str, Any]:
+    """Cumulative regret curve (mean, se over trials ``[T]``) and its final value, from
+    per-pull regret ``[trials, T]``."""
+    stats = mean_se(list(np.cumsum(regret, 1)))
+    return {
+        "cumulative_mean": stats["mean"],
+        "cumulative_se": stats["se"],
+        "final_mean": stats["mean"][-1],
+        "final_se": stats["se"][-1],
+        "trials": len(regret),
+    }
+
+
+def summarize(env_name: str, per_run: list[list[Trace]]) -> dict[str, Any]:
+    """Per-episode-index statistics of one label, trials of all its runs pooled."""
+    pooled = [t for traces in per_run for t in traces]
+    outcomes = [episode_outcomes(t) for t in pooled]
+    out: dict[str, Any] = {
+        "trials": len(pooled),
+        "trial_return": mean_se([np.array([t["reward"].sum()]) for t in pooled]),
+        "episode_return": mean_se([r for r, _ in outcomes]),
+        "episode_return_per_run": [
+            mean_se([episode_outcomes(t)[0] for t in traces])["mean"] for traces in per_run
+        ],
+    }
+    if env_name in ("meta_frozen_lake", "dark_key_door"):
+        out["episode_success"] = mean_se([s for _, s in outcomes])
+        out["episode_success_per_run"] = [
+            mean_se([episode_outcomes(t)[1] for t in traces])["mean"] for traces in per_run
+        ]
+    if env_name == "bandit":
+        out["regret"] = regret_summary(np.stack([t["regret"] for t in pooled]))
+    return out
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """``adaptation.json``: ``result`` as strict JSON (NaN written as null)."""
+    path.write_text(json.dumps(_nan_to_none(result), indent=1))
+
+
+def _nan_to_none(value: Any) -> Any:
+    """Strict JSON: NaN (no data, or a standard error of one sample) becomes null."""
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(v) for v in values]
+
+
+def _fmt(mean: float, se: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f}" if math.isnan(se) else f"{mean:.3f} ± {se:.3f}"
+
+
+def _metric(run: dict[str, Any]) -> str:
+    return "episode_success" if "episode_success" in run else "episode_return"
+
+
+def write_markdown(path: Path, result: dict[str, Any]) -> None:
+    """``adaptation.md``: the command and date, then one table per env (rows: labels)."""
+    lines = [f"# In-context adaptation ({result['date_utc']})", "", f"`{result['command']}`", ""]
+    runs = result["runs"]
+    for env in sorted({run["env"] for run in runs.values()}):
+        mine = {label: run for label, run in runs.items() if run["env"] == env}
+        head = "| label | runs | trials | ckpt epochs | sampled | trial return |"
+        if env == "bandit":
+            lines += [f"## {env}: cumulative expected regret after the last pull", ""]
+            lines += [f"{head} final regret |", "|---|---|---|---|---|---|---|"]
+            for label, run in mine.items():
+                final = _fmt(run["regret"]["final_mean"], run["regret"]["final_se"])
+                lines.append(f"{_row(label, run)} {final} |")
+            for setting in sorted({run["bandit_setting"] for run in mine.values()}):
+                for name, base in result["baselines"].get(setting, {}).items():
+                    lines.append(
+                        f"| {name} ({setting}) | - | {base['trials']} | - | - | - | "
+                        f"{_fmt(base['final_mean'], base['final_se'])} |"
+                    )
+        else:
+            metric = _metric(next(iter(mine.values())))
+            width = max(len(run[metric]["mean"]) for run in mine.values())
+            lines += [
+                f"## {env}: {metric.split('_')[1]} by episode index (mean ± s.e. over trials; "
+                "[n] = trials that finished that episode, when fewer than all)",
+                "",
+                head + "".join(f" ep {i} |" for i in range(width)),
+                "|---" * (6 + width) + "|",
+            ]
+            for label, run in mine.items():
+                stats, cells = run[metric], []
+                for m, s, n in zip(stats["mean"], stats["se"], stats["n"], strict=True):
+                    cells.append(_fmt(m, s) + ("" if n == run["trials"] else f" [{n}]"))
+                cells += [""] * (width - len(cells))
+                lines.append(_row(label, run) + "".join(f" {c} |" for c in cells))
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def _row(label: str, run: dict[str, Any]) -> str:
+    ret = run["trial_return"]
+    sampled = sorted(set(run["sample_actions"]))
+    return (
+        f"| {label} | {len(run['run_dirs'])} | {run['trials']} | "
+        f"{', '.join(map(str, run['checkpoint_epochs']))} | {'/'.join(map(str, sampled))} | "
+        f"{_fmt(ret['mean'][0], ret['se'][0])} |"
+    )
+
+
+def plot(path: Path, result: dict[str, Any]) -> None:
+    """``adaptation.png``: one panel per env, one line (mean ± s.e. band) per label / baseline.
+    Episode indices finished by fewer than half of a label's trials are not drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    runs = result["runs"]
+    envs = sorted({run["env"] for run in runs.values()})
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        mine = {label: run for label, run in runs.items() if run["env"] == env}
+        if env == "bandit":
+            for label, run in mine.items():
+                _band(
+                    ax, run["regret"]["cumulative_mean"], run["regret"]["cumulative_se"], label, 1
+                )
+            for setting in sorted({run["bandit_setting"] for run in mine.values()}):
+                for name, base in result["baselines"].get(setting, {}).items():
+                    c = base["cumulative_mean"], base["cumulative_se"]
+                    _band(ax, *c, f"{name} ({setting})", 1, linestyle="--")
+            ax.set(xlabel="pull", ylabel="cumulative expected regret")
+        else:
+            for label, run in mine.items():
+                stats = run[_metric(run)]
+                keep = [i for i, n in enumerate(stats["n"]) if n >= run["trials"] / 2]
+                cut = max(keep, default=-1) + 1
+                _band(ax, stats["mean"][:cut], stats["se"][:cut], label, 0, marker="o")
+            ax.set(xlabel="episode index in trial", ylabel=_metric(run).split("_")[1])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(env)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _band(ax: Any, mean: list[float], se: list[float], label: str, start: int, **kw: Any) -> None:
+    x = np.arange(start, start + len(mean))
+    m, s = np.array(mean, dtype=float), np.nan_to_num(np.array(se, dtype=float))
+    (line,) = ax.plot(x, m, label=label, **kw)
+    ax.fill_between(x, m - s, m + s, alpha=0.2, color=line.get_color())

@@ -1,0 +1,194 @@
+"""Trace collection for ``adaptation.py``: reload a run's checkpoint and play whole trials.
+
+A trial is played on the run's evaluation task with fresh policy memory; every step records the
+inner-episode index, whether it ended that episode, the ended episode's success and the bandit
+pull's expected regret (``TRACE_SPECS``). ``episode_outcomes`` turns one trial's ``Trace`` into
+per-episode returns and successes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tensordict.nn import TensorDictModuleBase
+from torchrl.data import Unbounded
+from torchrl.envs import EnvBase, GymWrapper
+from torchrl.envs.gym_like import default_info_dict_reader
+
+from amago_rl.checkpoint import load_latest
+from amago_rl.collectors import eval_policy_copy
+from amago_rl.collectors.rollout_policy import reset_policy_memory
+from amago_rl.config import TrainConfig
+from amago_rl.envs.builtin.bandit import MetaBandit
+from amago_rl.envs.builtin.frozen_lake import MetaFrozenLake
+from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
+from amago_rl.envs.builtin.key_door import DarkKeyDoor
+from amago_rl.envs.wrap import amago_env
+from amago_rl.experiment import build_agent, env_factory
+
+TASKS: dict[str, type[gym.Env]] = {
+    "meta_frozen_lake": MetaFrozenLake,
+    "dark_key_door": DarkKeyDoor,
+    "half_cheetah_vel": HalfCheetahVel,
+    "bandit": MetaBandit,
+}
+#: Per-step trace entries (``info`` -> ``("next", key)``): inner-episode index [] int64, "this
+#: step ended that episode" [] bool, success of the ended episode [] float32 (NaN if not ended or
+#: not defined), expected regret of the pull [] float32 (NaN outside the bandit).
+TRACE_SPECS = {
+    "trace_episode": torch.int64,
+    "trace_episode_end": torch.bool,
+    "trace_success": torch.float32,
+    "trace_regret": torch.float32,
+}
+#: One trial's per-step record: "reward", "episode", "episode_end", "success", "regret", each [T].
+Trace = dict[str, np.ndarray]
+
+
+class EpisodeTracer(gym.Wrapper):
+    """Adds the ``TRACE_SPECS`` entries to ``info`` at every step (and reset) of a meta-RL task."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        if not isinstance(env.unwrapped, tuple(TASKS.values())):
+            raise ValueError(
+                f"EpisodeTracer: unsupported task {env.unwrapped}; know {list(TASKS)}."
+            )
+        self._episode = 0
+        self._soft_reset_next = False  # DarkKeyDoor: the step after an episode end is a reset
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._episode, self._soft_reset_next = 0, False
+        return obs, {**info, **_trace_info(0, False, math.nan, math.nan)}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        task, had_key = self.env.unwrapped, False
+        if isinstance(task, MetaFrozenLake):
+            self._episode = task.current_k
+        elif isinstance(task, HalfCheetahVel):
+            self._episode = task.episode
+        elif isinstance(task, DarkKeyDoor):
+            self._episode += int(self._soft_reset_next)
+            had_key = task.has_key
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        success = regret = math.nan
+        if isinstance(task, MetaFrozenLake):
+            end = "attempt" in info
+            success = float(info.get("success", math.nan))
+        elif isinstance(task, HalfCheetahVel):
+            end = task.episode != self._episode
+        elif isinstance(task, DarkKeyDoor):
+            door = had_key and reward > 0  # the key is paid when picked up, the door only with it
+            end = bool(door or task.episode_time >= task.episode_length)
+            success = float(door) if end else math.nan
+            self._soft_reset_next = end
+        else:  # MetaBandit: the trial is one episode
+            end, regret = bool(terminated), float(info["regret"])
+        trace = _trace_info(self._episode, end, success, regret)
+        return obs, reward, terminated, truncated, {**info, **trace}
+
+
+def _trace_info(episode: int, end: bool, success: float, regret: float) -> dict[str, np.ndarray]:
+    return {
+        "trace_episode": np.array(episode, dtype=np.int64),
+        "trace_episode_end": np.array(end, dtype=bool),
+        "trace_success": np.array(success, dtype=np.float32),
+        "trace_regret": np.array(regret, dtype=np.float32),
+    }
+
+
+def make_traced_env(cfg: TrainConfig, num_envs: int, seed: int) -> EnvBase:
+    """The run's evaluation task (``env.kwargs`` + ``env.eval_kwargs``), ``num_envs`` copies,
+    with the trace entries in every step's ``next``: batch ``[num_envs]``."""
+    if cfg.env.name not in TASKS:
+        raise ValueError(f"adaptation.py: env {cfg.env.name!r} is not one of {list(TASKS)}.")
+    cls, kwargs = TASKS[cfg.env.name], {**cfg.env.kwargs, **cfg.env.eval_kwargs}
+    vec = gym.vector.SyncVectorEnv(
+        [lambda: EpisodeTracer(cls(**kwargs))] * num_envs,
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
+    base = GymWrapper(vec)
+    specs = {k: Unbounded((num_envs,), dtype=d) for k, d in TRACE_SPECS.items()}
+    base.set_info_dict_reader(default_info_dict_reader(list(specs), spec=specs))
+    env = amago_env(base, max_episode_steps=cfg.env.max_episode_steps)
+    env.set_seed(seed)
+    return env
+
+
+def load_run(run_dir: Path) -> tuple[TrainConfig, TensorDictModuleBase, int]:
+    """The run's config, its actor with the latest checkpoint's weights, and that epoch."""
+    schema = OmegaConf.structured(TrainConfig)
+    cfg: TrainConfig = OmegaConf.to_object(
+        OmegaConf.merge(schema, OmegaConf.load(run_dir / "config.yaml"))
+    )  # type: ignore[assignment]
+    state = load_latest(run_dir)
+    if state is None:
+        raise FileNotFoundError(f"adaptation.py: {run_dir} has no checkpoints/latest.pt.")
+    probe = env_factory(cfg, num_envs=1, seed=cfg.seed)()
+    agent = build_agent(cfg, probe, torch.device("cpu"))
+    probe.close()
+    agent.loss.load_state_dict(state["loss"])
+    return cfg, agent.modules.policy, int(state["counters"]["epoch"])
+
+
+def rollout_trials(env: EnvBase, policy: TensorDictModuleBase, num_trials: int) -> list[Trace]:
+    """Play ``num_trials`` whole trials: rounds of ``env.batch_size[0]`` trials from a full reset
+    (fresh memory); each row's first trial is kept, later ones are discarded."""
+    batch = env.batch_size[0]
+    traces: list[Trace] = []
+    while len(traces) < num_trials:
+        reset_policy_memory(policy)
+        td, steps, active = env.reset(), [], torch.ones(batch, dtype=torch.bool)
+        ends = torch.zeros(batch, dtype=torch.long)
+        while active.any():
+            td = policy(td)
+            stepped, td = env.step_and_maybe_reset(td)
+            nxt = stepped["next"]
+            steps.append(
+                {"reward": nxt["reward"].reshape(batch)} | {k: nxt[k] for k in TRACE_SPECS}
+            )
+            done = nxt["done"].reshape(batch)
+            ends[active & done] = len(steps)
+            active &= ~done
+        for row in range(min(batch, num_trials - len(traces))):
+            n = int(ends[row])
+            traces.append(
+                {
+                    k.removeprefix("trace_"): torch.stack([s[k][row] for s in steps[:n]]).numpy()
+                    for k in steps[0]
+                }
+            )
+    return traces
+
+
+def episode_outcomes(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """Return and success of every inner episode that ended by itself: ``([E], [E])``, episode
+    ``i`` in row ``i``. A trailing episode cut off by the trial's end is left out."""
+    ended = trace["episode"][trace["episode_end"]]
+    count = int(ended.max()) + 1 if ended.size else 0
+    returns = np.bincount(trace["episode"], weights=trace["reward"], minlength=count)[:count]
+    success = np.full(count, np.nan)
+    success[ended] = trace["success"][trace["episode_end"]]
+    return returns, success
+
+
+def evaluate_run(
+    run_dir: Path, trials: int, num_envs: int, seed: int, sample_actions: bool | None
+) -> dict[str, Any]:
+    """Play ``trials`` trials of one run: its env name, checkpoint epoch, config and traces."""
+    cfg, actor, epoch = load_run(run_dir)
+    torch.manual_seed(seed)  # the same action-sampling noise for every run
+    sample = cfg.trainer.eval_sample_actions if sample_actions is None else sample_actions
+    env = make_traced_env(cfg, min(num_envs, trials), seed)
+    try:
+        traces = rollout_trials(env, eval_policy_copy(actor, deterministic=not sample), trials)
+    finally:
+        env.close()
+    return {"cfg": cfg, "epoch": epoch, "sample_actions": sample, "traces": traces}
