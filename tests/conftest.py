@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -13,6 +17,25 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(1)
 logging.getLogger("torchrl").setLevel(logging.WARNING)
+
+
+BENCHMARK_SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks" / "learning"
+
+
+def _load_benchmark_script(file_name: str) -> ModuleType:
+    path = BENCHMARK_SCRIPTS / file_name
+    spec = importlib.util.spec_from_file_location(path.stem + "_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """``benchmark_script("adaptation.py")`` imports ``benchmarks/learning/<file>`` by path (the
+    benchmarks are scripts, not a package)."""
+    return _load_benchmark_script
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ helpers, the episode tracer, and one tiny run."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,16 +16,10 @@ from amago_rl.cli import load_config
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.trainer import Trainer
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "adaptation.py"
-
 
 @pytest.fixture(scope="module")
-def adaptation() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("adaptation_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def adaptation(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("adaptation.py")
 
 
 @pytest.fixture(scope="module")

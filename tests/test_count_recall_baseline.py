@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter, defaultdict
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -12,18 +11,10 @@ import pytest
 
 pytest.importorskip("popgym")
 
-SCRIPT = (
-    Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "count_recall_baseline.py"
-)
-
 
 @pytest.fixture(scope="module")
-def baseline() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("count_recall_baseline", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def baseline(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("count_recall_baseline.py")
 
 
 def test_recorded_counts_are_what_the_reward_checks(baseline: ModuleType) -> None:

@@ -12,7 +12,7 @@ is the benchmark run's first hit plus a margin where the benchmark stops at the 
 from __future__ import annotations
 
 import csv
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -23,8 +23,6 @@ from amago_rl.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "learning"
-
 
 def _train(tmp_path: Path, overrides: list[str]) -> list[float]:
     """Train seed 0 with ``overrides``; return the eval returns, in epoch order."""
@@ -32,14 +30,6 @@ def _train(tmp_path: Path, overrides: list[str]) -> list[float]:
     Trainer(cfg, tmp_path).train()
     with (tmp_path / "metrics.csv").open() as f:
         return [float(r["eval/return"]) for r in csv.DictReader(f) if r["eval/return"]]
-
-
-def _adaptation() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("adaptation_script", BENCH / "adaptation.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # Row 1: passive T-Maze, corridor 100, transformer (benchmark: first perfect eval at epoch 19,
@@ -80,9 +70,11 @@ def test_popgym_transformer(tmp_path: Path, env: str, threshold: float) -> None:
 
 # Row 3: Meta Frozen Lake (small): later attempts of a trial succeed more often than the first
 # (benchmark: success 0.59 / 0.93 / 0.99 / 0.98 by attempt, 200 trials).
-def test_meta_frozen_lake_adapts_within_a_trial(tmp_path: Path) -> None:
+def test_meta_frozen_lake_adapts_within_a_trial(
+    tmp_path: Path, benchmark_script: Callable[[str], ModuleType]
+) -> None:
     _train(tmp_path / "run", ["experiment=meta_frozen_lake_cpu"])
-    result = _adaptation().main(
+    result = benchmark_script("adaptation.py").main(
         ["--run-dir", str(tmp_path / "run"), "--trials", "200", "--out", str(tmp_path / "out")]
     )
     (run,) = result["runs"].values()
