@@ -207,8 +207,7 @@ class Trainer:
             else contextlib.nullcontext()
         )
         sums: dict[str, float] = {}
-        start = time.perf_counter()
-        done = 0
+        start, updates_before = time.perf_counter(), self.updates
         for _ in range(num_updates):
             batch = self.replay.sample().to(self.device)
             with autocast:
@@ -225,10 +224,10 @@ class Trainer:
                 if v.numel() == 1:
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-            done += 1
             if self._stop_requested:  # Ctrl-C: stop between updates
                 break
         elapsed = time.perf_counter() - start
+        done = self.updates - updates_before
         stats = {f"learn/{k}": v / max(done, 1) for k, v in sums.items()}
         stats["learn/updates_per_s"] = done / max(elapsed, 1e-9)
         stats["learn/lr"] = a.scheduler.get_last_lr()[0]
