@@ -5,9 +5,10 @@ trajectory segments go to the disk replay, then ``updates_per_epoch`` gradient s
 clip on the trainable parameters, target soft update), then the new weights are pushed to the
 collector workers. Evaluation every ``eval_interval`` epochs (fresh memory, no exploration);
 checkpoints every ``ckpt_interval`` epochs and on Ctrl-C; ``resume`` continues the same curve.
-A Ctrl-C checkpoint keeps the interrupted epoch's real work (frames collected, updates made, the
-exploration schedule, the replay data) but not its epoch index: the epoch runs again on resume,
-so ``frames``/``updates`` stay true counts while the epoch column repeats one number.
+A Ctrl-C checkpoint keeps the interrupted epoch's progress (its collected data, the updates already
+made, the exploration schedule, the time spent): on resume that epoch continues where it stopped,
+without a second collection and with only its missing updates, so an interrupted run ends with the
+same ``frames``/``updates`` counts and one metrics row per epoch, as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,31 @@ from amago_rl.experiment import (
 from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
 
 log = logging.getLogger("amago_rl")
+
+
+@dataclass
+class EpochProgress:
+    """The epoch in flight: its collection row, the updates made so far, the time spent in earlier
+    sessions (an epoch interrupted by Ctrl-C) and when this session started it."""
+
+    collect_row: dict[str, Any]
+    updates: int = 0
+    prior_wall_time: float = 0.0
+    started: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.prior_wall_time + time.perf_counter() - self.started
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "collect_row": self.collect_row,
+            "updates": self.updates,
+            "wall_time": self.elapsed(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EpochProgress:
+        return cls(state["collect_row"], state["updates"], state["wall_time"])
 
 
 class Trainer:
@@ -85,6 +111,7 @@ class Trainer:
         self.frames = 0
         self.updates = 0
         self.wall_time = 0.0
+        self.in_progress: EpochProgress | None = None  # set from collection to the epoch's end
         if cfg.resume:
             self._resume()
         self.collector = None
@@ -151,18 +178,24 @@ class Trainer:
         for epoch in range(self.epoch, t.epochs):
             if self._stop_requested:
                 return
-            start = time.perf_counter()
-            row: dict[str, Any] = {"epoch": epoch}
-            row.update(self._collect(batches))
-            if epoch >= t.start_learning_at_epoch and self.replay.can_sample():
-                row.update(self._learn(t.updates_per_epoch))
-            if self._stop_requested:  # a partial epoch is not logged; its updates are kept
+            if self.in_progress is None:  # else: resuming an epoch that Ctrl-C interrupted
+                started = time.perf_counter()
+                self.in_progress = EpochProgress(self._collect(batches), started=started)
+            else:
+                self.in_progress.started = time.perf_counter()
+            progress = self.in_progress
+            row: dict[str, Any] = {"epoch": epoch, **progress.collect_row}
+            missing = max(t.updates_per_epoch - progress.updates, 0)
+            if epoch >= t.start_learning_at_epoch and self.replay.can_sample() and missing:
+                row.update(self._learn(missing))
+            if self._stop_requested:  # a partial epoch is not logged; its progress is saved
                 return
             self.collector.update_policy_weights_()
             self.epoch = epoch + 1
             if epoch % t.eval_interval == 0 or self.epoch == t.epochs:
                 row.update(self._evaluate())
-            self.wall_time += time.perf_counter() - start
+            self.wall_time += progress.elapsed()
+            self.in_progress = None
             row.update(frames=self.frames, updates=self.updates, wall_time=self.wall_time)
             self._log(row, eval_row="eval/return" in row)
             if self.epoch % t.ckpt_interval == 0 or self.epoch == t.epochs:
@@ -209,6 +242,8 @@ class Trainer:
         sums: dict[str, float] = {}
         start, updates_before = time.perf_counter(), self.updates
         for _ in range(num_updates):
+            if self._stop_requested:  # Ctrl-C: stop between updates
+                break
             batch = self.replay.sample().to(self.device)
             with autocast:
                 out = a.loss(batch)
@@ -220,12 +255,12 @@ class Trainer:
             a.scheduler.step()
             a.updater.step()
             self.updates += 1
+            if self.in_progress is not None:
+                self.in_progress.updates += 1
             for k, v in out.items():
                 if v.numel() == 1:
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-            if self._stop_requested:  # Ctrl-C: stop between updates
-                break
         elapsed = time.perf_counter() - start
         done = self.updates - updates_before
         stats = {f"learn/{k}": v / max(done, 1) for k, v in sums.items()}
@@ -269,6 +304,7 @@ class Trainer:
                 "updates": self.updates,
                 "wall_time": self.wall_time,
             },
+            "epoch_in_progress": None if self.in_progress is None else self.in_progress.to_state(),
         }
 
     def save(self) -> Path:
@@ -291,9 +327,17 @@ class Trainer:
         c = state["counters"]
         self.epoch, self.frames, self.updates = c["epoch"], c["frames"], c["updates"]
         self.wall_time = c["wall_time"]
+        in_progress = state.get("epoch_in_progress")  # absent in checkpoints before 2026-11-25
+        self.in_progress = None if in_progress is None else EpochProgress.from_state(in_progress)
         self.replay.load()
         self.metrics.truncate(self.epoch)
         log.info("Resumed %s at epoch %d (%d frames).", self.run_dir, self.epoch, self.frames)
+        if self.in_progress is not None:
+            log.info(
+                "Epoch %d was interrupted after %d updates: it continues without collecting again.",
+                self.epoch,
+                self.in_progress.updates,
+            )
 
     def close(self) -> None:
         if self.collector is not None:

@@ -122,6 +122,40 @@ def test_sigint_during_an_update_stops_after_it_and_saves(
     assert [r["epoch"] for r in rows(tmp_path)] == ["0"]  # the partial epoch is not logged
 
 
+def test_resume_after_ctrl_c_finishes_the_interrupted_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the middle of epoch 1 (after its 2nd of 4 updates), then resume: epoch 1 is not
+    collected again and only its 2 missing updates run, so the counts match an uninterrupted run."""
+    trainer = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100"]), tmp_path)
+    calls = {"n": 0}
+    loss_forward = trainer.agent.loss.forward
+
+    def forward_then_sigint(td: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss_forward(td)
+
+    monkeypatch.setattr(trainer.agent.loss, "forward", forward_then_sigint)
+    trainer.train()
+    state = load_latest(tmp_path)
+    assert state is not None and state["epoch_in_progress"]["updates"] == 2
+    frames_per_epoch = state["counters"]["frames"] // 2
+    assert frames_per_epoch > 0
+
+    resumed = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100", "resume=true"]), tmp_path)
+    assert resumed.in_progress is not None and resumed.in_progress.updates == 2
+    resumed.train()
+    table = rows(tmp_path)
+    assert [r["epoch"] for r in table] == ["0", "1", "2"]
+    assert [int(r["updates"]) for r in table] == [4, 8, 12]
+    assert [int(r["frames"]) for r in table] == [frames_per_epoch * k for k in (1, 2, 3)]
+    assert table[1]["collect/steps_per_s"], "the resumed epoch logs its first session's collection"
+    final = load_latest(tmp_path)
+    assert final is not None and final["epoch_in_progress"] is None
+
+
 def test_resume_restores_weights_and_optimizer(tmp_path: Path) -> None:
     cfg = load_config([*SMALL, "trainer.epochs=2"])
     trainer = Trainer(cfg, tmp_path)
