@@ -11,6 +11,11 @@ from torch.distributions import Distribution
 
 from amago_rl.modules.heads.distributions import FlooredCategorical
 
+#: Continuous actions enter the critic clamped to this bound (AMAGO §2.1): buffer actions that
+#: exploration noise pushed onto the box edge and the policy's rare saturated samples are kept
+#: inside the range that tanh-squashed policy actions cover.
+CRITIC_ACTION_BOUND = 0.999
+
 
 def straight_through_bernoulli(probs: torch.Tensor, num_samples: int) -> torch.Tensor:
     """``[K, ..., A]`` hard ``{0, 1}`` samples whose gradient is that of ``probs``.
@@ -57,7 +62,7 @@ def policy_value_actions(
             return dist.gumbel_rsample((num_samples,), temperature=gumbel_temperature)
         raise ValueError(f"discrete_mode must be 'probs' or 'gumbel', got {discrete_mode!r}.")
     if kind == "continuous":
-        return dist.rsample((num_samples,))
+        return dist.rsample((num_samples,)).clamp(-CRITIC_ACTION_BOUND, CRITIC_ACTION_BOUND)
     if kind == "multibinary":
         return straight_through_bernoulli(dist.probs, num_samples)
     raise ValueError(f"Unknown action kind {kind!r}; expected discrete, continuous or multibinary.")
@@ -69,8 +74,11 @@ def buffer_actions_for_critic(
     """Stored actions ``[..., A]`` as the critic sees them.
 
     With ``soften`` (AMAGO, discrete only) one-hot actions are clamped to ``[prob_low, prob_high]``
-    and renormalised, like the policy's floored probabilities; everything else passes unchanged.
+    and renormalised, like the policy's floored probabilities; continuous actions are clamped to
+    ``±CRITIC_ACTION_BOUND``; everything else passes unchanged.
     """
     if kind == "discrete" and soften:
         return FlooredCategorical.soften_one_hot(action, prob_low, prob_high)
+    if kind == "continuous":
+        return action.float().clamp(-CRITIC_ACTION_BOUND, CRITIC_ACTION_BOUND)
     return action.float()
