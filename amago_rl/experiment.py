@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torchrl.envs import EnvBase
@@ -62,6 +63,21 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda was requested but no GPU is available; use device=cpu.")
     return device
+
+
+#: Random streams of a run, for :func:`stream_seed`.
+TRAIN_ENVS, EVAL_ENVS, COLLECTOR = 0, 1, 2
+
+
+def stream_seed(seed: int, *stream: int) -> int:
+    """The seed of one random stream of run ``seed`` (train envs, eval envs, an epoch's collector).
+
+    Hashed from ``(seed, *stream)`` with ``numpy.random.SeedSequence``: env copy ``i`` is seeded
+    with ``base + i``, so plain offsets (``seed``, ``seed + 10_000``) made copy ``i + 1`` of run
+    ``s`` replay copy ``i`` of run ``s + 1`` (same tasks and goals across "independent" seeds).
+    Returns an int in ``[0, 2**31)``.
+    """
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0] >> 1)
 
 
 def env_factory(

@@ -32,11 +32,15 @@ from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_po
 from amago_rl.config import TrainConfig
 from amago_rl.data import SequenceReplay, TrajectorySegmenter
 from amago_rl.experiment import (
+    COLLECTOR,
+    EVAL_ENVS,
+    TRAIN_ENVS,
     build_agent,
     build_relabeler,
     env_factory,
     resolve_device,
     stored_obs_keys,
+    stream_seed,
 )
 from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
 
@@ -82,7 +86,9 @@ class Trainer:
         c = cfg.collector
         if c.num_workers < 1 or c.envs_per_worker < 1:
             raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
-        self.make_train_env = env_factory(cfg, num_envs=c.envs_per_worker, seed=cfg.seed)
+        self.make_train_env = env_factory(
+            cfg, num_envs=c.envs_per_worker, seed=stream_seed(cfg.seed, TRAIN_ENVS)
+        )
         probe = self.make_train_env()
         self.agent = build_agent(cfg, probe, self.device)
         obs_keys = stored_obs_keys(probe)
@@ -93,7 +99,10 @@ class Trainer:
             actor_deterministic=not cfg.trainer.sample_actions,
         )
         self.eval_env = env_factory(
-            cfg, num_envs=c.envs_per_worker, seed=cfg.seed + 10_000, **cfg.env.eval_kwargs
+            cfg,
+            num_envs=c.envs_per_worker,
+            seed=stream_seed(cfg.seed, EVAL_ENVS),
+            **cfg.env.eval_kwargs,
         )()
         self.segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every)
         self.replay = SequenceReplay(
@@ -152,7 +161,7 @@ class Trainer:
             self.rollout_policy,
             num_workers=self.cfg.collector.num_workers,
             frames_per_batch=frames_per_batch,
-            seed=self.cfg.seed + 1000 * self.epoch,
+            seed=stream_seed(self.cfg.seed, COLLECTOR, self.epoch),
         )
         self.segmenter.clear()  # a new collector numbers trajectories from 0 again
         batches = iter(self.collector)

@@ -35,7 +35,8 @@ def evaluate_policy(
     deterministic: bool = False,
     metric_keys: Sequence[NestedKey] = (),
     episode_reward_key: NestedKey = EPISODE_REWARD,
-) -> dict[str, float]:
+    keep_returns: bool = False,
+) -> dict[str, float | list[float]]:
     """Run a fresh-memory, exploration-free copy of ``policy`` on ``env`` and report returns.
 
     The env is reset first; rows that finish are reset individually
@@ -57,6 +58,8 @@ def evaluate_policy(
             over completed episodes, read where ``("next", "done")``; reported as
             ``"metric/<key>"``.
         episode_reward_key: the running-return entry under ``"next"``.
+        keep_returns: also return every completed episode's return, in completion order
+            (``"returns"``, a list), e.g. for success fractions or confidence intervals.
 
     Returns:
         ``return_mean``, ``return_std`` (population), ``return_min``, ``return_max`` over
@@ -95,12 +98,15 @@ def evaluate_policy(
         for key in metric_keys:
             metrics[_name(key)].append(_at_done(nxt, key, done).reshape(-1).float())
     elapsed = time.perf_counter() - start
-    result = {
+    result: dict[str, float | list[float]] = {
         "episodes": float(episodes),
         "env_steps": float(steps * max(env.batch_size.numel(), 1)),
         "steps_per_second": steps * max(env.batch_size.numel(), 1) / max(elapsed, 1e-9),
     }
-    result.update(_return_stats(torch.cat(returns) if returns else torch.zeros(0)))
+    all_returns = torch.cat(returns) if returns else torch.zeros(0)
+    result.update(_return_stats(all_returns))
+    if keep_returns:
+        result["returns"] = all_returns.tolist()
     if trial_returns:
         table = torch.cat(trial_returns)  # [episodes, k], NaN where an attempt never finished
         for i in range(table.shape[-1]):

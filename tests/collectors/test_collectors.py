@@ -230,9 +230,11 @@ def test_evaluate_uses_fresh_memory_and_no_exploration() -> None:
     assert torch.equal(train_enc._memory["count"], memory)
     assert int(explore.global_step) == 10 and torch.equal(explore.multiplier, multiplier)
     assert train_enc.offset.item() == 0.0
-    result = evaluate_policy(env, policy, num_episodes=7, deterministic=True)
+    result = evaluate_policy(env, policy, num_episodes=7, deterministic=True, keep_returns=True)
     assert result["episodes"] == 8 and result["env_steps"] == 40  # stops at the 20th step
     assert result["return_mean"] == pytest.approx(5.0)
+    assert len(result["returns"]) == 8 and np.mean(result["returns"]) == pytest.approx(5.0)
+    assert "returns" not in evaluate_policy(env, policy, num_episodes=1)
     reset_policy_memory(policy)
     assert train_enc._memory is None and explore.multiplier is None
 
