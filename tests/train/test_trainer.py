@@ -97,22 +97,30 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert state["counters"]["epoch"] == 1 and state["counters"]["updates"] == 4
 
 
-def test_sigint_during_an_update_stops_after_it_and_saves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A real SIGINT in the middle of the 6th update (inside the loss's parameter swaps it could
-    turn into a different exception): the update completes, a checkpoint is written, no error."""
-    trainer = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100"]), tmp_path)
+def trainer_with_sigint_at_update(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, update: int
+) -> Trainer:
+    """A SMALL trainer that sends itself a real SIGINT inside the loss of its ``update``-th update."""
+    trainer = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100"]), run_dir)
     calls = {"n": 0}
     loss_forward = trainer.agent.loss.forward
 
     def forward_then_sigint(td: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 6:
+        if calls["n"] == update:
             os.kill(os.getpid(), signal.SIGINT)
         return loss_forward(td)
 
     monkeypatch.setattr(trainer.agent.loss, "forward", forward_then_sigint)
+    return trainer
+
+
+def test_sigint_during_an_update_stops_after_it_and_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT in the middle of the 6th update (inside the loss's parameter swaps it could
+    turn into a different exception): the update completes, a checkpoint is written, no error."""
+    trainer = trainer_with_sigint_at_update(tmp_path, monkeypatch, 6)
     previous = signal.getsignal(signal.SIGINT)
     trainer.train()
     assert signal.getsignal(signal.SIGINT) is previous  # handler restored
@@ -127,17 +135,7 @@ def test_resume_after_ctrl_c_finishes_the_interrupted_epoch(
 ) -> None:
     """Ctrl-C in the middle of epoch 1 (after its 2nd of 4 updates), then resume: epoch 1 is not
     collected again and only its 2 missing updates run, so the counts match an uninterrupted run."""
-    trainer = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100"]), tmp_path)
-    calls = {"n": 0}
-    loss_forward = trainer.agent.loss.forward
-
-    def forward_then_sigint(td: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 6:
-            os.kill(os.getpid(), signal.SIGINT)
-        return loss_forward(td)
-
-    monkeypatch.setattr(trainer.agent.loss, "forward", forward_then_sigint)
+    trainer = trainer_with_sigint_at_update(tmp_path, monkeypatch, 6)
     trainer.train()
     state = load_latest(tmp_path)
     assert state is not None and state["epoch_in_progress"]["updates"] == 2
