@@ -75,8 +75,15 @@ def stream_seed(seed: int, *stream: int) -> int:
     Hashed from ``(seed, *stream)`` with ``numpy.random.SeedSequence``: env copy ``i`` is seeded
     with ``base + i``, so plain offsets (``seed``, ``seed + 10_000``) made copy ``i + 1`` of run
     ``s`` replay copy ``i`` of run ``s + 1`` (same tasks and goals across "independent" seeds).
-    Returns an int in ``[0, 2**31)``.
+    Returns an int in ``[0, 2**31)``. ``SeedSequence`` pads short entropy lists with zeros, so a
+    trailing stream id 0 names the same stream as leaving it out (``(s, 2, 0) == (s, 2)``,
+    ``(s, TRAIN_ENVS) == (s,)``). The streams used here do not collide; a new stream needs its own
+    constant, not a sub-id 0 of an existing one.
     """
+    if not 0 <= seed < 2**32 or any(not 0 <= i < 2**32 for i in stream):
+        raise ValueError(
+            f"stream_seed: seed and stream ids must be in [0, 2**32), got {seed}, {stream}."
+        )
     return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0] >> 1)
 
 

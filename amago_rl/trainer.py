@@ -49,16 +49,24 @@ log = logging.getLogger("amago_rl")
 
 @dataclass
 class EpochProgress:
-    """The epoch in flight: its collection row, the updates made so far, the time spent in earlier
-    sessions (an epoch interrupted by Ctrl-C) and when this session started it."""
+    """The epoch in flight: its collection row, the updates made so far, the time spent on it while
+    paused (an epoch interrupted by Ctrl-C) and, while it runs, when this stretch started
+    (``time.perf_counter()``; None while paused)."""
 
     collect_row: dict[str, Any]
     updates: int = 0
     prior_wall_time: float = 0.0
-    started: float = 0.0
+    started: float | None = None
 
     def elapsed(self) -> float:
-        return self.prior_wall_time + time.perf_counter() - self.started
+        running = 0.0 if self.started is None else time.perf_counter() - self.started
+        return self.prior_wall_time + running
+
+    def resume(self) -> None:
+        self.started = time.perf_counter()
+
+    def pause(self) -> None:
+        self.prior_wall_time, self.started = self.elapsed(), None
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -134,7 +142,8 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_requested = True
         log.warning(
-            "Ctrl-C: stopping after the current update and saving a checkpoint "
+            "Ctrl-C: stopping at the next safe point (after the current update, collection or "
+            "evaluation) and saving a checkpoint "
             "(press Ctrl-C again to interrupt immediately)."
         )
 
@@ -161,7 +170,8 @@ class Trainer:
             self.rollout_policy,
             num_workers=self.cfg.collector.num_workers,
             frames_per_batch=frames_per_batch,
-            seed=stream_seed(self.cfg.seed, COLLECTOR, self.epoch),
+            # an interrupted epoch's data is already collected: draw the next epoch's stream
+            seed=stream_seed(self.cfg.seed, COLLECTOR, self.epoch + (self.in_progress is not None)),
         )
         self.segmenter.clear()  # a new collector numbers trajectories from 0 again
         batches = iter(self.collector)
@@ -177,6 +187,8 @@ class Trainer:
                 log.warning(
                     "Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch
                 )
+                if self.in_progress is not None:
+                    self.in_progress.pause()
                 self.save()
             if bar is not None:
                 bar.close()
@@ -191,7 +203,7 @@ class Trainer:
                 started = time.perf_counter()
                 self.in_progress = EpochProgress(self._collect(batches), started=started)
             else:
-                self.in_progress.started = time.perf_counter()
+                self.in_progress.resume()
             progress = self.in_progress
             row: dict[str, Any] = {"epoch": epoch, **progress.collect_row}
             missing = max(t.updates_per_epoch - progress.updates, 0)
@@ -200,9 +212,11 @@ class Trainer:
             if self._stop_requested:  # a partial epoch is not logged; its progress is saved
                 return
             self.collector.update_policy_weights_()
-            self.epoch = epoch + 1
-            if epoch % t.eval_interval == 0 or self.epoch == t.epochs:
+            if epoch % t.eval_interval == 0 or epoch + 1 == t.epochs:
                 row.update(self._evaluate())
+            # The epoch is done: counters move together (an interrupt inside the evaluation
+            # above leaves this epoch in progress, with all its updates, to finish on resume).
+            self.epoch = epoch + 1
             self.wall_time += progress.elapsed()
             self.in_progress = None
             row.update(frames=self.frames, updates=self.updates, wall_time=self.wall_time)

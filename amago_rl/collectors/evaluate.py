@@ -66,7 +66,8 @@ def evaluate_policy(
         completed episodes (NaN if none), ``episodes``, ``env_steps`` (summed over envs),
         ``steps_per_second`` (env steps / wall time, policy included), per-inner-episode mean
         returns ``episode_<i>_return`` if the env reports ``("next", "episode_returns")``
-        ([N, k], k-episode trials), and the ``metric/<key>`` means.
+        ([N, k], k-episode trials), the ``metric/<key>`` means, and with ``keep_returns`` the
+        list ``returns``.
     """
     if num_steps is None and num_episodes is None:
         raise ValueError("evaluate_policy: give num_steps, num_episodes or both.")

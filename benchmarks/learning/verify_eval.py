@@ -4,7 +4,9 @@ A run's periodic evaluation is small (T-Maze presets used to play 8 episodes) an
 --stop-at-threshold`` stops at the FIRST evaluation that reaches the threshold, which selects
 lucky evaluations: a goal-blind T-Maze policy scores 8/8 with probability 1/256 per evaluation.
 This script replays each run's latest checkpoint (fresh memory, no exploration, the run's
-``eval_sample_actions`` setting) on ``--episodes`` episodes of the run's evaluation task, seeded
+``eval_sample_actions`` setting) on at least ``--episodes`` episodes of the run's evaluation task
+(it stops once that many have ended, so on tasks with variable episode lengths short episodes are
+slightly over-represented; T-Maze episodes have a fixed length), seeded
 apart from training and from the run's own evaluations, and reports the mean return, its standard
 error and the fraction of episodes at or above ``--threshold``.
 

@@ -154,6 +154,28 @@ def test_resume_after_ctrl_c_finishes_the_interrupted_epoch(
     assert final is not None and final["epoch_in_progress"] is None
 
 
+def test_interrupt_during_evaluation_finishes_that_epoch_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C (KeyboardInterrupt) inside epoch 0's evaluation: the epoch stays in
+    progress with all its updates; on resume it is evaluated and logged once, nothing repeats."""
+    trainer = Trainer(load_config([*SMALL, "trainer.ckpt_interval=100"]), tmp_path)
+
+    def interrupted(*args: Any) -> dict:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_evaluate", interrupted)
+    trainer.train()
+    state = load_latest(tmp_path)
+    assert state is not None and state["counters"]["epoch"] == 0
+    assert state["counters"]["updates"] == 4 and state["epoch_in_progress"]["updates"] == 4
+    Trainer(load_config([*SMALL, "trainer.ckpt_interval=100", "resume=true"]), tmp_path).train()
+    table = rows(tmp_path)
+    assert [r["epoch"] for r in table] == ["0", "1", "2"]
+    assert [int(r["updates"]) for r in table] == [4, 8, 12]
+    assert table[0]["eval/return"], "the resumed epoch 0 is evaluated"
+
+
 def test_resume_restores_weights_and_optimizer(tmp_path: Path) -> None:
     cfg = load_config([*SMALL, "trainer.epochs=2"])
     trainer = Trainer(cfg, tmp_path)
