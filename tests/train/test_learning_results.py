@@ -52,10 +52,13 @@ def test_tmaze_h100_transformer_is_solved(tmp_path: Path) -> None:
     assert max(evals) >= 1.0, f"T-Maze H=100 not solved: eval returns {evals}"
 
 
-# Row 6: CartPole-v1 with the FF encoder (benchmark: seed 0 first >= 475 at epoch 20 of 100; seeds 1
-# and 2 reach 481 at epoch 90 and 333 at best, see benchmarks/RESULTS.md).
+# Row 6: CartPole-v1 with the FF encoder, within the benchmark's budget (100 epochs = 10,000
+# updates). KNOWN TO FAIL since run seeds are hashed into separate streams (commit abbce0c): seed 0
+# now peaks at 459 (benchmarks/learning/results/cartpole_ff_hashed_seeds); with the old seeding
+# 2 of 3 seeds reached 475 (seed 0 at 2,100 updates). The threshold is the task's "solved" level
+# and stays; see benchmarks/RESULTS.md, CartPole section.
 def test_cartpole_ff_reaches_475(tmp_path: Path) -> None:
-    evals = _train(tmp_path, ["experiment=cartpole_ff", "trainer.epochs=25"])
+    evals = _train(tmp_path, ["experiment=cartpole_ff"])
     assert max(evals) >= 475.0, f"CartPole not solved: eval returns {evals}"
 
 
