@@ -87,6 +87,9 @@ class TrainerConfig:
     batch_size: int = 24
     eval_interval: int = 20
     eval_timesteps: int = 1000
+    # If set, each evaluation runs until at least this many episodes have ended, and
+    # eval_timesteps is not used (needs episodes that end, e.g. a time limit).
+    eval_episodes: int | None = None
     ckpt_interval: int = 50
     lr: float = 1e-4
     weight_decay: float = 1e-3

@@ -264,26 +264,28 @@ class Trainer:
         )
         sums: dict[str, float] = {}
         start, updates_before = time.perf_counter(), self.updates
-        for _ in range(num_updates):
-            if self._stop_requested:  # Ctrl-C: stop between updates
-                break
-            batch = self.replay.sample().to(self.device)
-            with autocast:
-                out = a.loss(batch)
-            total = sum(v for k, v in out.items() if k.startswith("loss_"))
-            a.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-            a.optimizer.step()
-            a.scheduler.step()
-            a.updater.step()
-            self.updates += 1
+        try:
+            for _ in range(num_updates):
+                if self._stop_requested:  # Ctrl-C: stop between updates
+                    break
+                batch = self.replay.sample().to(self.device)
+                with autocast:
+                    out = a.loss(batch)
+                total = sum(v for k, v in out.items() if k.startswith("loss_"))
+                a.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+                a.optimizer.step()
+                a.scheduler.step()
+                a.updater.step()
+                self.updates += 1
+                for k, v in out.items():
+                    if v.numel() == 1:
+                        sums[k] = sums.get(k, 0.0) + float(v.detach())
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+        finally:  # also on a second Ctrl-C (KeyboardInterrupt) between updates
             if self.in_progress is not None:
-                self.in_progress.updates += 1
-            for k, v in out.items():
-                if v.numel() == 1:
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+                self.in_progress.updates += self.updates - updates_before
         elapsed = time.perf_counter() - start
         done = self.updates - updates_before
         stats = {f"learn/{k}": v / max(done, 1) for k, v in sums.items()}
@@ -296,7 +298,8 @@ class Trainer:
         result = evaluate_policy(
             self.eval_env,
             self.agent.modules.policy,
-            num_steps=t.eval_timesteps,
+            num_steps=t.eval_timesteps if t.eval_episodes is None else None,
+            num_episodes=t.eval_episodes,
             deterministic=not t.eval_sample_actions,
         )
         out = {f"eval/{k}": v for k, v in result.items() if isinstance(v, int | float)}

@@ -52,6 +52,7 @@ def tiny_run() -> list[str]:
         "trainer.updates_per_epoch=1",
         "trainer.batch_size=2",
         "trainer.eval_timesteps=4",
+        "trainer.eval_episodes=null",  # evaluate by the 4 steps above, also on T-Maze presets
         "trainer.progress=false",
         "collector.num_workers=1",
         "collector.envs_per_worker=2",

@@ -33,7 +33,7 @@ def _train(tmp_path: Path, overrides: list[str]) -> list[float]:
 
 
 # Row 1: passive T-Maze, corridor 100, transformer (benchmark, seed 0: first perfect eval at epoch
-# 23 = 1,200 updates). Every evaluation plays 64 episodes (8 rounds of the 8 envs): with 8, a
+# 23 = 1,200 updates). Every evaluation plays 64 episodes (the preset's eval_episodes): with 8, a
 # goal-blind policy passed by luck (1/256 per evaluation), which is how an earlier version of this
 # test passed without memory.
 TMAZE_H100 = [
@@ -42,7 +42,6 @@ TMAZE_H100 = [
     "env.kwargs.corridor_length=100",
     "model.max_seq_len=101",
     "trainer.timesteps_per_epoch=202",
-    "trainer.eval_timesteps=808",
 ]
 
 
