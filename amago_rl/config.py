@@ -92,6 +92,9 @@ class TrainerConfig:
     eval_episodes: int | None = None
     ckpt_interval: int = 50
     lr: float = 1e-4
+    # If set, the rate falls linearly from lr (after the warm-up) to lr_final at the run's last
+    # update (epochs * updates_per_epoch), then stays there. None: constant lr (the reference).
+    lr_final: float | None = None
     weight_decay: float = 1e-3
     warmup_steps: int = 500
     grad_clip: float = 1.0

@@ -174,7 +174,12 @@ def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
     updater = SoftUpdate(loss, tau=cfg.agent.tau)
     t = cfg.trainer
     optimizer, scheduler = make_optimizer(
-        loss, lr=t.lr, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps
+        loss,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_steps,
+        final_lr=t.lr_final,
+        decay_steps=None if t.lr_final is None else t.epochs * t.updates_per_epoch,
     )
     exploration = build_exploration(cfg, env)
     return Agent(modules, loss, updater, optimizer, scheduler, exploration)

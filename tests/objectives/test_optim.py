@@ -62,3 +62,25 @@ def test_fused_and_loop_adamw_agree() -> None:
             opt.zero_grad()
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6)
+
+
+def test_linear_decay_to_final_lr_after_warmup() -> None:
+    net = nn.Linear(3, 2)
+    opt, sched = make_optimizer(net, lr=1e-3, warmup_steps=2, final_lr=1e-4, decay_steps=5)
+    lrs = []
+    for _ in range(8):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # warm-up 0 -> lr over 2 steps, then lr -> final_lr over steps 2..5, then constant
+    assert lrs == pytest.approx([0.0, 5e-4, 1e-3, 7e-4, 4e-4, 1e-4, 1e-4, 1e-4])
+
+
+def test_decay_arguments_are_checked() -> None:
+    net = nn.Linear(1, 1)
+    with pytest.raises(ValueError, match="together"):
+        make_optimizer(net, final_lr=1e-5)
+    with pytest.raises(ValueError, match="final_lr must be in"):
+        make_optimizer(net, lr=1e-4, final_lr=1e-3, decay_steps=1000)
+    with pytest.raises(ValueError, match="must exceed warmup_steps"):
+        make_optimizer(net, warmup_steps=500, final_lr=1e-5, decay_steps=500)
