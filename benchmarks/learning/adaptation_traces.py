@@ -31,6 +31,7 @@ from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.envs.wrap import amago_env
 from amago_rl.experiment import build_agent, env_factory
+from amago_rl.modules.builder import AMAGOModules
 
 TASKS: dict[str, type[gym.Env]] = {
     "meta_frozen_lake": MetaFrozenLake,
@@ -122,20 +123,26 @@ def make_traced_env(cfg: TrainConfig, num_envs: int, seed: int) -> EnvBase:
     return env
 
 
-def load_run(run_dir: Path) -> tuple[TrainConfig, TensorDictModuleBase, int]:
-    """The run's config, its actor with the latest checkpoint's weights, and that epoch."""
+def load_agent(run_dir: Path) -> tuple[TrainConfig, AMAGOModules, int]:
+    """The run's config, its modules with the latest checkpoint's weights, and that epoch."""
     schema = OmegaConf.structured(TrainConfig)
     cfg: TrainConfig = OmegaConf.to_object(
         OmegaConf.merge(schema, OmegaConf.load(run_dir / "config.yaml"))
     )  # type: ignore[assignment]
     state = load_latest(run_dir)
     if state is None:
-        raise FileNotFoundError(f"adaptation.py: {run_dir} has no checkpoints/latest.pt.")
+        raise FileNotFoundError(f"{run_dir} has no checkpoints/latest.pt.")
     probe = env_factory(cfg, num_envs=1, seed=cfg.seed)()
     agent = build_agent(cfg, probe, torch.device("cpu"))
     probe.close()
     agent.loss.load_state_dict(state["loss"])
-    return cfg, agent.modules.policy, int(state["counters"]["epoch"])
+    return cfg, agent.modules, int(state["counters"]["epoch"])
+
+
+def load_run(run_dir: Path) -> tuple[TrainConfig, TensorDictModuleBase, int]:
+    """The run's config, its actor with the latest checkpoint's weights, and that epoch."""
+    cfg, modules, epoch = load_agent(run_dir)
+    return cfg, modules.policy, epoch
 
 
 def rollout_trials(env: EnvBase, policy: TensorDictModuleBase, num_trials: int) -> list[Trace]:

@@ -14,6 +14,10 @@ error and the fraction of episodes at or above ``--threshold``.
         --out benchmarks/learning/results/verify_tmaze \\
         benchmarks/learning/results/tmaze_h100_transformer/seed_*
 
+``--policy critic-greedy`` plays, instead of the actor, the action with the highest mean critic
+value (last discount; discrete actions with an all-action critic): a diagnostic of whether the
+actor lags its critic (CartPole section of benchmarks/RESULTS.md).
+
 Writes ``verify.json`` and ``verify.md`` to ``--out``.
 """
 
@@ -27,24 +31,59 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
 
 from amago_rl.collectors import evaluate_policy
 from amago_rl.experiment import EVAL_ENVS, env_factory, stream_seed
+from amago_rl.modules.builder import AMAGOModules
 
 # A sibling script's module (also when this file is loaded by path, as the tests do).
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from adaptation_traces import load_run  # noqa: E402
+from adaptation_traces import load_agent  # noqa: E402
 
 #: Stream id of the verification episodes (apart from training and the run's own evaluations).
 VERIFY_STREAM = 99
+POLICIES = ("actor", "critic-greedy")
 
 
-def verify_run(run_dir: Path, episodes: int, threshold: float | None) -> dict[str, Any]:
+class CriticGreedyPolicy(TensorDictModuleBase):
+    """Runs the actor (so the trajectory encoder's memory advances as in a normal rollout), then
+    replaces its ``action`` ``[..., A]`` by the one-hot argmax of the critic ensemble's mean value
+    under the rollout (last) discount."""
+
+    def __init__(self, modules: AMAGOModules) -> None:
+        super().__init__()
+        if modules.action_kind != "discrete" or modules.critic.action_input:
+            raise ValueError(
+                "--policy critic-greedy needs discrete actions and an all-action critic (one "
+                f"value per action); this run has {modules.action_kind} actions"
+                + (" and an action-input critic." if modules.critic.action_input else ".")
+            )
+        self.modules = modules
+        self.in_keys = list(modules.policy.in_keys)
+        self.out_keys = ["action"]
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        tensordict = self.modules.policy(tensordict)
+        values = self.modules.critic_module(tensordict.copy())["action_value"]  # [..., C, G, A]
+        best = values.mean(-3)[..., -1, :].argmax(-1)
+        action = tensordict["action"]
+        tensordict["action"] = torch.nn.functional.one_hot(best, action.shape[-1]).to(action.dtype)
+        return tensordict
+
+
+def verify_run(
+    run_dir: Path, episodes: int, threshold: float | None, policy_kind: str = "actor"
+) -> dict[str, Any]:
     """Play ``episodes`` fresh episodes with the latest checkpoint of ``run_dir``."""
-    cfg, policy, epoch = load_run(run_dir)
+    if policy_kind not in POLICIES:
+        raise ValueError(f"verify_run: policy_kind must be one of {POLICIES}, got {policy_kind!r}.")
+    cfg, modules, epoch = load_agent(run_dir)
+    policy = modules.policy if policy_kind == "actor" else CriticGreedyPolicy(modules)
     env = env_factory(
         cfg,
         num_envs=cfg.collector.envs_per_worker,
@@ -64,6 +103,7 @@ def verify_run(run_dir: Path, episodes: int, threshold: float | None) -> dict[st
     values = torch.tensor(result["returns"], dtype=torch.float64)
     out: dict[str, Any] = {
         "run_dir": str(run_dir),
+        "policy": policy_kind,
         "epoch": epoch,
         "episodes": values.numel(),
         "return_mean": float(values.mean()),
@@ -79,14 +119,14 @@ def verify_run(run_dir: Path, episodes: int, threshold: float | None) -> dict[st
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     has_threshold = any("threshold" in r for r in rows)
-    head = "| run | epoch | episodes | mean return ± s.e. | min | max |"
-    rule = "|---|---|---|---|---|---|"
+    head = "| run | policy | epoch | episodes | mean return ± s.e. | min | max |"
+    rule = "|---|---|---|---|---|---|---|"
     if has_threshold:
         head, rule = head + " at threshold |", rule + "---|"
     lines = [head, rule]
     for r in rows:
         line = (
-            f"| {r['run_dir']} | {r['epoch']} | {r['episodes']} | "
+            f"| {r['run_dir']} | {r.get('policy', 'actor')} | {r['epoch']} | {r['episodes']} | "
             f"{r['return_mean']:.3f} ± {r['return_se']:.3f} | {r['return_min']:.3g} | "
             f"{r['return_max']:.3g} |"
         )
@@ -102,6 +142,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--episodes", type=int, default=256)
     parser.add_argument("--threshold", type=float, default=None, help="per-episode success bar")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--policy", choices=POLICIES, default="actor", help="the actor, or argmax of the critic"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write verify.json / verify.md")
     args = parser.parse_args(argv)
     if args.episodes < 1:
@@ -109,7 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     rows = []
     for run_dir in args.run_dirs:
-        row = verify_run(run_dir, args.episodes, args.threshold)
+        row = verify_run(run_dir, args.episodes, args.threshold, args.policy)
         print(to_markdown([row]).splitlines()[-1], flush=True)
         rows.append(row)
     if args.out is not None:
