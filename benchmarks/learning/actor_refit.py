@@ -1,0 +1,116 @@
+"""Does the actor lag its critic? Continue a finished run on its own replay, without new data.
+
+Copies ``RUN_DIR`` (checkpoint and replay) to ``--work`` and continues from the latest
+checkpoint for ``--updates`` updates in one of three modes, evaluating the actor every
+``--eval-every`` updates on ``--episodes`` episodes (argmax actions, the run's evaluation envs):
+
+- ``actor-only``: only the actor head trains (Adam at ``--lr`` on ``loss_actor``); encoder and
+  critics are frozen, so the actor chases a fixed target.
+- ``joint``: the run's own update (AdamW state from the checkpoint, total loss, gradient clip,
+  target soft update) at ``--lr``: what training would do next, minus collection.
+- ``joint-detached``: as ``joint``, but the actor head reads a detached state embedding (the actor
+  loss does not train the shared encoder).
+
+    python benchmarks/learning/actor_refit.py benchmarks/learning/results/cartpole_ff/seed_1 \\
+        --mode actor-only --updates 3000
+
+Prints one line per evaluation. Used for the CartPole diagnosis in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from amago_rl.collectors import evaluate_policy
+from amago_rl.config import TrainConfig
+from amago_rl.trainer import Trainer
+
+MODES = ("actor-only", "joint", "joint-detached")
+
+
+def refit(
+    run_dir: Path,
+    mode: str,
+    updates: int,
+    lr: float = 1e-4,
+    eval_every: int = 500,
+    episodes: int = 16,
+    work: Path = Path("/tmp/actor_refit"),
+) -> tuple[list[tuple[int, float]], Trainer]:
+    """Continue ``run_dir`` (copied to ``work``) in ``mode``; returns the evaluations
+    ``[(update, mean return)]`` and the trainer (its agent holds the refitted weights)."""
+    if mode not in MODES:
+        raise ValueError(f"actor_refit: mode must be one of {MODES}, got {mode!r}.")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(run_dir, work)
+    merged = OmegaConf.merge(
+        OmegaConf.structured(TrainConfig), OmegaConf.load(work / "config.yaml")
+    )
+    cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    cfg.resume, cfg.trainer.progress = True, False
+    trainer = Trainer(cfg, work)
+    agent, modules = trainer.agent, trainer.agent.modules
+    all_params = [p for group in agent.optimizer.param_groups for p in group["params"]]
+    for group in agent.optimizer.param_groups:
+        group["lr"] = lr
+    head_optimizer = torch.optim.Adam(modules.actor_head.parameters(), lr=lr)
+    if mode == "joint-detached":
+        params_from_state = modules.actor_head.params_from_state
+        modules.actor_head.params_from_state = lambda s: params_from_state(s.detach())  # type: ignore[method-assign]
+
+    def evaluate() -> float:
+        result = evaluate_policy(
+            trainer.eval_env, modules.policy, num_episodes=episodes, deterministic=True
+        )
+        return float(result["return_mean"])
+
+    history = [(0, evaluate())]
+    print(f"mode {mode}, lr {lr}: update 0 eval {history[-1][1]:.1f}", flush=True)
+    agent.loss.train()
+    for update in range(1, updates + 1):
+        out = agent.loss(trainer.replay.sample())
+        if mode == "actor-only":
+            head_optimizer.zero_grad(set_to_none=True)
+            out["loss_actor"].backward()
+            head_optimizer.step()
+        else:
+            agent.optimizer.zero_grad(set_to_none=True)
+            sum(v for k, v in out.items() if k.startswith("loss_")).backward()
+            torch.nn.utils.clip_grad_norm_(all_params, cfg.trainer.grad_clip)
+            agent.optimizer.step()
+            agent.updater.step()
+        if update % eval_every == 0:
+            history.append((update, evaluate()))
+            print(
+                f"update {update} eval {history[-1][1]:.1f} "
+                f"entropy {float(out['policy_entropy']):.3f}",
+                flush=True,
+            )
+    return history, trainer
+
+
+def main(argv: list[str] | None = None) -> list[tuple[int, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--mode", choices=MODES, default="actor-only")
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/actor_refit"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    history, trainer = refit(
+        args.run_dir, args.mode, args.updates, args.lr, args.eval_every, args.episodes, args.work
+    )
+    trainer.eval_env.close()
+    return history
+
+
+if __name__ == "__main__":
+    main()
