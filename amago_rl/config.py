@@ -92,8 +92,11 @@ class TrainerConfig:
     eval_episodes: int | None = None
     ckpt_interval: int = 50
     lr: float = 1e-4
-    # If set, the rate falls linearly from lr (after the warm-up) to lr_final at the run's last
-    # update (epochs * updates_per_epoch), then stays there. None: constant lr (the reference).
+    # If set, the rate falls linearly from lr (after the warm-up) to lr_final, reached after the
+    # run's last update ((epochs - start_learning_at_epoch) * updates_per_epoch). None: constant lr
+    # (the reference). On resume the schedule is rebuilt from this config at the saved update
+    # count: extending trainer.epochs stretches the rest of the decay (the rate jumps up), and the
+    # checkpoint's base lr is kept (a changed trainer.lr is not applied).
     lr_final: float | None = None
     weight_decay: float = 1e-3
     warmup_steps: int = 500

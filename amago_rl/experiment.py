@@ -173,13 +173,24 @@ def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
     ).to(device)
     updater = SoftUpdate(loss, tau=cfg.agent.tau)
     t = cfg.trainer
+    decay_steps = None
+    if t.lr_final is not None:  # updates the run will make: none before start_learning_at_epoch
+        decay_steps = (t.epochs - t.start_learning_at_epoch) * t.updates_per_epoch
+        if decay_steps <= t.warmup_steps:
+            raise ValueError(
+                f"trainer.lr_final decays the rate after the warm-up until the run's last update, "
+                f"but the run makes {decay_steps} updates ((trainer.epochs - "
+                f"trainer.start_learning_at_epoch) * trainer.updates_per_epoch) and the warm-up "
+                f"takes trainer.warmup_steps={t.warmup_steps}: train longer, shorten the warm-up, "
+                "or drop trainer.lr_final."
+            )
     optimizer, scheduler = make_optimizer(
         loss,
         lr=t.lr,
         weight_decay=t.weight_decay,
         warmup_steps=t.warmup_steps,
         final_lr=t.lr_final,
-        decay_steps=None if t.lr_final is None else t.epochs * t.updates_per_epoch,
+        decay_steps=decay_steps,
     )
     exploration = build_exploration(cfg, env)
     return Agent(modules, loss, updater, optimizer, scheduler, exploration)

@@ -37,6 +37,17 @@ def test_modes_train_what_they_say(
     assert bool(critic) == (mode != "actor-only")
 
 
-def test_unknown_mode(tmp_path: Path, benchmark_script: Callable[[str], ModuleType]) -> None:
+def test_bad_arguments(tmp_path: Path, benchmark_script: Callable[[str], ModuleType]) -> None:
+    refit = benchmark_script("actor_refit.py")
     with pytest.raises(ValueError, match="mode must be one of"):
-        benchmark_script("actor_refit.py").refit(tmp_path, "critic-only", updates=1)
+        refit.refit(tmp_path, "critic-only", updates=1)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for work in (run_dir, tmp_path, run_dir / "copy"):  # the run itself, a parent, a child
+        with pytest.raises(ValueError, match="must lie outside the run"):
+            refit.refit(run_dir, "joint", updates=1, work=work)
+    keep = tmp_path / "precious"
+    keep.mkdir()
+    with pytest.raises(ValueError, match="not a run copy"):
+        refit.refit(run_dir, "joint", updates=1, work=keep)
+    assert keep.exists()

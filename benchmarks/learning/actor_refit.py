@@ -4,8 +4,8 @@ Copies ``RUN_DIR`` (checkpoint and replay) to ``--work`` and continues from the 
 checkpoint for ``--updates`` updates in one of three modes, evaluating the actor every
 ``--eval-every`` updates on ``--episodes`` episodes (argmax actions, the run's evaluation envs):
 
-- ``actor-only``: only the actor head trains (Adam at ``--lr`` on ``loss_actor``); encoder and
-  critics are frozen, so the actor chases a fixed target.
+- ``actor-only``: only the actor head trains (a fresh Adam at ``--lr`` on ``loss_actor``); the
+  encoder and critics are not stepped, so the actor chases a fixed target.
 - ``joint``: the run's own update (AdamW state from the checkpoint, total loss, gradient clip,
   target soft update) at ``--lr``: what training would do next, minus collection.
 - ``joint-detached``: as ``joint``, but the actor head reads a detached state embedding (the actor
@@ -46,8 +46,13 @@ def refit(
     ``[(update, mean return)]`` and the trainer (its agent holds the refitted weights)."""
     if mode not in MODES:
         raise ValueError(f"actor_refit: mode must be one of {MODES}, got {mode!r}.")
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(run_dir, work)
+    source, target = run_dir.resolve(), work.resolve()
+    if target == source or source.is_relative_to(target) or target.is_relative_to(source):
+        raise ValueError(f"actor_refit: --work {work} must lie outside the run {run_dir}.")
+    if target.exists() and not (target / "config.yaml").exists():
+        raise ValueError(f"actor_refit: --work {work} exists and is not a run copy; not deleting.")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
     merged = OmegaConf.merge(
         OmegaConf.structured(TrainConfig), OmegaConf.load(work / "config.yaml")
     )
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> list[tuple[int, float]]:
     history, trainer = refit(
         args.run_dir, args.mode, args.updates, args.lr, args.eval_every, args.episodes, args.work
     )
-    trainer.eval_env.close()
+    trainer.close()
     return history
 
 

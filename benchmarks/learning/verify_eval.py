@@ -63,16 +63,18 @@ class CriticGreedyPolicy(TensorDictModuleBase):
                 f"value per action); this run has {modules.action_kind} actions"
                 + (" and an action-input critic." if modules.critic.action_input else ".")
             )
-        self.modules = modules
+        self.policy = modules.policy  # submodules: memory resets, eval() and to() reach them
+        self.critic_module = modules.critic_module
         self.in_keys = list(modules.policy.in_keys)
         self.out_keys = ["action"]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        tensordict = self.modules.policy(tensordict)
-        values = self.modules.critic_module(tensordict.copy())["action_value"]  # [..., C, G, A]
+        tensordict = self.policy(tensordict)
+        values = self.critic_module(tensordict.copy())["action_value"]  # [..., C, G, A]
         best = values.mean(-3)[..., -1, :].argmax(-1)
         action = tensordict["action"]
         tensordict["action"] = torch.nn.functional.one_hot(best, action.shape[-1]).to(action.dtype)
+        tensordict.exclude("action_log_prob", inplace=True)  # the actor's, not this action's
         return tensordict
 
 
