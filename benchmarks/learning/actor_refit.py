@@ -6,8 +6,9 @@ checkpoint for ``--updates`` updates in one of three modes, evaluating the actor
 
 - ``actor-only``: only the actor head trains (a fresh Adam at ``--lr`` on ``loss_actor``); the
   encoder and critics are not stepped, so the actor chases a fixed target.
-- ``joint``: the run's own update (AdamW state from the checkpoint, total loss, gradient clip,
-  target soft update) at ``--lr``: what training would do next, minus collection.
+- ``joint``: the trainer's own update (``Trainer._learn``: AdamW state from the checkpoint, total
+  loss, gradient clip, schedule with ``--lr`` as base rate, target soft update): what training
+  would do next, minus collection.
 - ``joint-detached``: as ``joint``, but the actor head reads a detached state embedding (the actor
   loss does not train the shared encoder).
 
@@ -60,13 +61,21 @@ def refit(
     cfg.resume, cfg.trainer.progress = True, False
     trainer = Trainer(cfg, work)
     agent, modules = trainer.agent, trainer.agent.modules
-    all_params = [p for group in agent.optimizer.param_groups for p in group["params"]]
-    for group in agent.optimizer.param_groups:
-        group["lr"] = lr
+    # The run's schedule continues from the checkpoint's step with --lr as its base rate.
+    agent.scheduler.base_lrs = [lr] * len(agent.optimizer.param_groups)
     head_optimizer = torch.optim.Adam(modules.actor_head.parameters(), lr=lr)
     if mode == "joint-detached":
         params_from_state = modules.actor_head.params_from_state
         modules.actor_head.params_from_state = lambda s: params_from_state(s.detach())  # type: ignore[method-assign]
+
+    def actor_only(num: int) -> float:
+        agent.loss.train()
+        for _ in range(num):
+            out = agent.loss(trainer.replay.sample())
+            head_optimizer.zero_grad(set_to_none=True)
+            out["loss_actor"].backward()
+            head_optimizer.step()
+        return float(out["policy_entropy"])
 
     def evaluate() -> float:
         result = evaluate_policy(
@@ -76,26 +85,16 @@ def refit(
 
     history = [(0, evaluate())]
     print(f"mode {mode}, lr {lr}: update 0 eval {history[-1][1]:.1f}", flush=True)
-    agent.loss.train()
-    for update in range(1, updates + 1):
-        out = agent.loss(trainer.replay.sample())
+    done = 0
+    while done < updates:
+        num = min(eval_every, updates - done)
         if mode == "actor-only":
-            head_optimizer.zero_grad(set_to_none=True)
-            out["loss_actor"].backward()
-            head_optimizer.step()
-        else:
-            agent.optimizer.zero_grad(set_to_none=True)
-            sum(v for k, v in out.items() if k.startswith("loss_")).backward()
-            torch.nn.utils.clip_grad_norm_(all_params, cfg.trainer.grad_clip)
-            agent.optimizer.step()
-            agent.updater.step()
-        if update % eval_every == 0:
-            history.append((update, evaluate()))
-            print(
-                f"update {update} eval {history[-1][1]:.1f} "
-                f"entropy {float(out['policy_entropy']):.3f}",
-                flush=True,
-            )
+            entropy = actor_only(num)
+        else:  # the trainer's own update step (loss, clip, AdamW, schedule, target update)
+            entropy = trainer._learn(num)["learn/policy_entropy"]
+        done += num
+        history.append((done, evaluate()))
+        print(f"update {done} eval {history[-1][1]:.1f} entropy {entropy:.3f}", flush=True)
     return history, trainer
 
 
