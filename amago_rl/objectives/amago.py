@@ -24,6 +24,10 @@ from amago_rl.objectives.popart import PopArt
 from amago_rl.objectives.value_targets import nstep_targets, reduce_ensemble
 
 
+#: Accepted values of ``AMAGOLoss(bootstrap=...)``.
+BOOTSTRAP_MODES = ("policy", "greedy")
+
+
 class AMAGOLoss(LossModule):
     """AMAGO: multi-discount actor-critic on sequences, trained through one shared encoder.
 
@@ -38,7 +42,8 @@ class AMAGOLoss(LossModule):
     ``s_{t+1}`` unless ``terminated[t]`` (truncation bootstraps). Nothing relies on pad values.
 
     **Computation.** The encoder runs once over all ``L`` tokens (sequence mode) giving states
-    ``s [B, L, D]``. TD targets (no grad): target actor + target critics at ``s_{t+1}``, critic
+    ``s [B, L, D]``. TD targets (no grad): target actor (or, with ``bootstrap='greedy'``, the critics' greedy action)
+    + target critics at ``s_{t+1}``, critic
     outputs de-normalised by PopArt, ``num_critics_td`` members drawn with replacement and reduced
     by min (``online_coeff > 0``) or mean, then n-step returns per discount. PopArt statistics move
     towards the targets (in training mode). Critic loss: squared error between ``w Q + b`` and the
@@ -70,6 +75,12 @@ class AMAGOLoss(LossModule):
         use_target_actor: next actions from the target actor (True) or the online one.
         soften_buffer_actions: discrete buffer one-hots are clamped to the policy's probability
             floor/cap before entering the critic, as in the reference (True).
+        bootstrap: how ``V(s_{t+1})`` is formed. ``"policy"`` (AMAGO): the target actor's
+            expectation (``num_actions_value_critic`` samples). ``"greedy"`` (discrete actions with
+            an all-action scalar critic only): the value of the action with the highest
+            ensemble-mean target value (a Q-learning backup; softened like buffer actions when
+            ``soften_buffer_actions``), so the critic learns the greedy policy's values instead of
+            those of the lagging, stochastic actor. Not in AMAGO; see benchmarks/RESULTS.md.
 
     Returns (``forward``): TensorDict with ``loss_actor``, ``loss_critic`` and detached
     diagnostics: ``q_mean`` ``[G]`` (return units), ``td_target_mean`` ``[G]``, ``td_target_min``,
@@ -134,9 +145,11 @@ class AMAGOLoss(LossModule):
         num_actions_value_actor: int = 1,
         use_target_actor: bool = True,
         soften_buffer_actions: bool = True,
+        bootstrap: str = "policy",
     ) -> None:
         super().__init__()
         validate_modules(type(self).__name__, actor_head, critic, gammas, self.two_hot_critic)
+        self._check_bootstrap(bootstrap, actor_head, critic)
         if num_actions_value_critic < 1 or num_actions_value_actor < 1 or n_step < 1:
             raise ValueError(
                 f"{type(self).__name__}: num_actions_value_critic, num_actions_value_actor and "
@@ -168,7 +181,22 @@ class AMAGOLoss(LossModule):
         self.num_actions_value_actor = num_actions_value_actor
         self.use_target_actor = use_target_actor
         self.soften_buffer_actions = soften_buffer_actions
+        self.bootstrap = bootstrap
         self.ensemble_mode = "min" if online_coeff > 0 else "mean"
+
+    def _check_bootstrap(self, bootstrap: str, actor_head: ActorHead, critic: CriticEnsemble) -> None:
+        name = type(self).__name__
+        if bootstrap not in BOOTSTRAP_MODES:
+            raise ValueError(f"{name}: bootstrap must be one of {BOOTSTRAP_MODES}, got {bootstrap!r}.")
+        if bootstrap == "greedy" and (
+            actor_head.kind != "discrete" or critic.action_input or self.two_hot_critic
+        ):
+            raise ValueError(
+                f"{name}: bootstrap='greedy' needs discrete actions and a scalar all-action critic "
+                f"(CriticEnsemble(action_input=False, num_bins=None)); got {actor_head.kind} "
+                f"actions, action_input={critic.action_input}, two-hot={self.two_hot_critic}. "
+                "Use bootstrap='policy'."
+            )
 
     # ------------------------------------------------------------------ TorchRL plumbing
     @property
@@ -231,17 +259,31 @@ class AMAGOLoss(LossModule):
     @torch.no_grad()
     def _next_state_values(self, td: TensorDictBase, params: torch.Tensor) -> torch.Tensor:
         """``[B, T, G]`` bootstrap values of ``s_1 .. s_{L-1}`` in return units."""
-        if self.use_target_actor:
-            params_next = self._actor_params(td, target=True)
-        else:
-            params_next = params[:, 1:]
-        dist = self.actor_head.distribution(params_next)
-        actions = self._value_actions(dist, self.num_actions_value_critic)
         state_next = self._get(td, self.tensor_keys.state_embedding)[:, 1:]
-        with self.target_critic_params.to_module(self.critic, preserve_module_state=False):
-            values = self._values(self._critic_at(state_next, actions)).mean(0)  # [B, T, C, G]
+        if self.bootstrap == "greedy":
+            with self.target_critic_params.to_module(self.critic, preserve_module_state=False):
+                values = self._values(self._greedy_values(self.critic(state_next)))
+        else:
+            if self.use_target_actor:
+                params_next = self._actor_params(td, target=True)
+            else:
+                params_next = params[:, 1:]
+            dist = self.actor_head.distribution(params_next)
+            actions = self._value_actions(dist, self.num_actions_value_critic)
+            with self.target_critic_params.to_module(self.critic, preserve_module_state=False):
+                values = self._values(self._critic_at(state_next, actions)).mean(0)  # [B, T, C, G]
         values = self._to_return_units(values)
         return reduce_ensemble(values, self.num_critics_td, self.ensemble_mode, ensemble_dim=-2)
+
+    def _greedy_values(self, all_q: torch.Tensor) -> torch.Tensor:
+        """``all_q [B, T, C, G, A]`` -> ``[B, T, C, G, 1]``: every member's value of the action with
+        the highest ensemble-mean value (per discount), that action softened like buffer actions."""
+        best = all_q.mean(-3).argmax(-1)  # [B, T, G]
+        one_hot = torch.nn.functional.one_hot(best, all_q.shape[-1])
+        greedy = buffer_actions_for_critic(
+            one_hot, self.kind, self.soften_buffer_actions, *self._prob_bounds()
+        )
+        return CriticEnsemble.weight_actions(all_q, greedy)
 
     def _policy_values(
         self,
