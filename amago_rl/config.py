@@ -119,6 +119,11 @@ class ReplayConfig:
     capacity: int = 1_000_000
     save_every: int | None = None
     relabel: str | None = None  # hindsight_all / hindsight_some / hindsight_none (MazeRunner)
+    # Where training windows go in trajectories longer than max_seq_len + 1 tokens. "cover": every
+    # transition is in a window equally often (windows may overhang the ends, padded). "inside"
+    # (AMAGO): windows lie inside the trajectory, so its first and last transitions (e.g. a
+    # CartPole termination) are sampled up to max_seq_len times less often than the others.
+    window_placement: str = "cover"
 
 
 @dataclass

@@ -31,6 +31,7 @@ from amago_rl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng
 from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
 from amago_rl.config import TrainConfig
 from amago_rl.data import SequenceReplay, TrajectorySegmenter
+from amago_rl.data.window_sampler import WINDOW_PLACEMENTS
 from amago_rl.experiment import (
     COLLECTOR,
     EVAL_ENVS,
@@ -94,6 +95,11 @@ class Trainer:
         c = cfg.collector
         if c.num_workers < 1 or c.envs_per_worker < 1:
             raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
+        if cfg.replay.window_placement not in WINDOW_PLACEMENTS:
+            raise ValueError(
+                f"replay.window_placement must be one of {WINDOW_PLACEMENTS}, "
+                f"got {cfg.replay.window_placement!r}."
+            )
         self.make_train_env = env_factory(
             cfg, num_envs=c.envs_per_worker, seed=stream_seed(cfg.seed, TRAIN_ENVS)
         )
@@ -120,6 +126,7 @@ class Trainer:
             scratch_dir=self.run_dir / "replay",
             relabel=build_relabeler(cfg.replay.relabel),
             seed=cfg.seed,
+            window_placement=cfg.replay.window_placement,
         )
         OmegaConf.save(OmegaConf.structured(cfg), self.run_dir / "config.yaml")
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")

@@ -37,6 +37,10 @@ class SequenceReplay:
             directory when None.
         relabel: optional sampling-time relabeling of whole segments.
         seed: seed of the sampling generator.
+        window_placement: ``"cover"`` (every transition equally likely to be in a window) or
+            ``"inside"`` (AMAGO: windows lie inside their segment, which under-samples the first
+            and last transitions of segments longer than a window); see
+            :mod:`amago_rl.data.window_sampler`.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class SequenceReplay:
         scratch_dir: str | Path | None = None,
         relabel: Relabeler | None = None,
         seed: int | None = None,
+        window_placement: str = "cover",
     ) -> None:
         if capacity <= max_seq_len:
             raise ValueError(
@@ -62,7 +67,9 @@ class SequenceReplay:
         self.scratch_dir = Path(scratch_dir) if scratch_dir is not None else None
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.seed() if seed is None else seed)
-        self.sampler = TrajectoryWindowSampler(self.seq_len, generator=self.generator)
+        self.sampler = TrajectoryWindowSampler(
+            self.seq_len, generator=self.generator, placement=window_placement
+        )
         self.sampler.set_capacity(capacity)
         storage_dir = None if self.scratch_dir is None else self.scratch_dir / "storage"
         self.buffer = TensorDictReplayBuffer(

@@ -2,9 +2,17 @@
 
 Each ``extend`` call on the replay buffer stores ONE trajectory segment (its tokens, in time
 order, contiguous in the circular storage). Sampling picks segments uniformly (not weighted by
-length), then a window of up to ``seq_len`` tokens uniformly inside each (start in
-``[0, n - seq_len]`` for a segment of ``n > seq_len`` tokens, the whole segment otherwise), and
-right-pads short windows. The padded positions point at the window's last real token (so every
+length), then a window of up to ``seq_len`` tokens in each (a segment of ``n <= seq_len`` tokens
+is taken whole), and right-pads short windows. Where a window goes in a longer segment is set by
+``placement``:
+
+- ``"inside"`` (AMAGO): start uniform in ``[0, n - seq_len]``, the window lies inside the
+  segment. A transition ``k`` steps from either end is then in ``k + 1`` of the ``n - seq_len + 1``
+  windows, an interior one in ``seq_len - 1``: the last transition of a long episode (its
+  termination) is trained on ``seq_len - 1`` times less often than the others.
+- ``"cover"``: start uniform in ``[-(seq_len - 2), n - 2]`` and the window clipped to the segment,
+  so every transition (pair of consecutive tokens) is in exactly ``seq_len - 1`` of the
+  ``n + seq_len - 3`` windows. Windows near the ends are shorter (more padding). The padded positions point at the window's last real token (so every
 index is valid) and are flagged by ``mask`` False: padding is explicit, never a magic value.
 
 FIFO eviction comes from the storage's round-robin writer: a segment any of whose slots is
@@ -21,6 +29,9 @@ import torch
 from torchrl.data.replay_buffers.samplers import Sampler
 from torchrl.data.replay_buffers.storages import Storage
 
+#: Accepted values of ``TrajectoryWindowSampler(placement=...)`` (``replay.window_placement``).
+WINDOW_PLACEMENTS = ("cover", "inside")
+
 
 class TrajectoryWindowSampler(Sampler):
     """Samples ``[B, seq_len]`` index windows, one uniformly chosen segment per row.
@@ -28,16 +39,28 @@ class TrajectoryWindowSampler(Sampler):
     Args:
         seq_len: window length in tokens (AMAGO: ``max_seq_len + 1``).
         generator: optional ``torch.Generator`` for reproducible sampling.
+        placement: ``"cover"`` (default) or ``"inside"`` (AMAGO), see the module docstring.
 
     ``sample(storage, batch_size)`` takes ``batch_size`` in tokens (``B * seq_len``, as torchrl's
     ``SliceSampler``) and returns ``(index [B, seq_len], {"mask": [B, seq_len, 1] bool})``.
     """
 
-    def __init__(self, seq_len: int, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        seq_len: int,
+        generator: torch.Generator | None = None,
+        placement: str = "cover",
+    ) -> None:
         super().__init__()
         if seq_len < 2:
             raise ValueError(f"TrajectoryWindowSampler: seq_len must be >= 2, got {seq_len}.")
+        if placement not in WINDOW_PLACEMENTS:
+            raise ValueError(
+                f"TrajectoryWindowSampler: placement must be one of {WINDOW_PLACEMENTS}, "
+                f"got {placement!r}."
+            )
         self.seq_len = seq_len
+        self.placement = placement
         self.generator = generator
         self._empty()
 
@@ -133,16 +156,31 @@ class TrajectoryWindowSampler(Sampler):
         row = torch.randint(starts.numel(), (num_windows,), generator=g)
         seg = row + self._first_alive
         length = lengths[row]
-        window = length.clamp(max=self.seq_len)
-        # start uniform in [0, length - window]
-        span = (length - window + 1).to(torch.float64)
-        start = (torch.rand(num_windows, generator=g, dtype=torch.float64) * span).long()
+        u = torch.rand(num_windows, generator=g, dtype=torch.float64)
+        start, window = self._place(length, u)
         offsets = torch.arange(self.seq_len)
         mask = offsets.unsqueeze(0) < window.unsqueeze(1)
         offsets = torch.minimum(offsets.unsqueeze(0), (window - 1).unsqueeze(1))
         capacity = self._owner.numel()  # type: ignore[union-attr]
         index = (starts[row].unsqueeze(1) + start.unsqueeze(1) + offsets) % capacity
         return index, mask, seg
+
+    def _place(self, length: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window ``start`` and token count per row from segment lengths ``[B]`` and uniform
+        draws ``u [B]`` in ``[0, 1)``; a segment of at most ``seq_len`` tokens is taken whole."""
+        w = self.seq_len
+        if self.placement == "inside":
+            window = length.clamp(max=w)
+            start = (u * (length - window + 1).to(torch.float64)).long()
+            return start, window
+        # cover: first token uniform in [-(w - 2), n - 2], then clipped to the segment
+        first = (u * (length + w - 3).to(torch.float64)).long() - (w - 2)
+        start = first.clamp(min=0)
+        end = torch.minimum(first + w, length)
+        whole = length <= w
+        start = torch.where(whole, 0, start)
+        window = torch.where(whole, length, end - start)
+        return start, window
 
     def segment_index(self, segment_id: int) -> torch.Tensor:
         """Storage slots of one live segment (id as returned by ``sample_windows``), ``[n]``."""

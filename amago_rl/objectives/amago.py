@@ -23,7 +23,6 @@ from amago_rl.objectives.policy_actions import buffer_actions_for_critic, policy
 from amago_rl.objectives.popart import PopArt
 from amago_rl.objectives.value_targets import nstep_targets, reduce_ensemble
 
-
 #: Accepted values of ``AMAGOLoss(bootstrap=...)``.
 BOOTSTRAP_MODES = ("policy", "greedy")
 
@@ -184,10 +183,14 @@ class AMAGOLoss(LossModule):
         self.bootstrap = bootstrap
         self.ensemble_mode = "min" if online_coeff > 0 else "mean"
 
-    def _check_bootstrap(self, bootstrap: str, actor_head: ActorHead, critic: CriticEnsemble) -> None:
+    def _check_bootstrap(
+        self, bootstrap: str, actor_head: ActorHead, critic: CriticEnsemble
+    ) -> None:
         name = type(self).__name__
         if bootstrap not in BOOTSTRAP_MODES:
-            raise ValueError(f"{name}: bootstrap must be one of {BOOTSTRAP_MODES}, got {bootstrap!r}.")
+            raise ValueError(
+                f"{name}: bootstrap must be one of {BOOTSTRAP_MODES}, got {bootstrap!r}."
+            )
         if bootstrap == "greedy" and (
             actor_head.kind != "discrete" or critic.action_input or self.two_hot_critic
         ):

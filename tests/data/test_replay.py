@@ -40,7 +40,10 @@ def test_windows_lie_in_one_trajectory_with_masks(tmp_path) -> None:
         ids = sid[row][m].unique()
         assert ids.numel() == 1, "a window mixes trajectories"
         n = lengths[int(ids)]
-        assert int(m.sum()) == min(n, 10)
+        if n <= 10:  # short segments are taken whole; longer ones may be cut at their ends
+            assert int(m.sum()) == n
+        else:
+            assert 2 <= int(m.sum()) <= 10
         assert bool(m[: int(m.sum())].all()), "padding must be on the right"
         real_t = t[row][m]
         assert torch.equal(real_t, torch.arange(int(real_t[0]), int(real_t[0]) + real_t.numel()))
@@ -59,7 +62,9 @@ def test_uniform_over_trajectories_not_tokens() -> None:
 
 
 def test_window_start_is_uniform_inside_long_segment() -> None:
-    sampler = TrajectoryWindowSampler(seq_len=5, generator=torch.Generator().manual_seed(0))
+    sampler = TrajectoryWindowSampler(
+        seq_len=5, generator=torch.Generator().manual_seed(0), placement="inside"
+    )
     sampler.set_capacity(100)
     sampler.extend(torch.arange(14))  # 14 tokens -> starts 0..9
     index, mask, _ = sampler.sample_windows(5000)
@@ -67,6 +72,48 @@ def test_window_start_is_uniform_inside_long_segment() -> None:
     starts = index[:, 0]
     counts = torch.bincount(starts, minlength=10).double()
     assert counts.numel() == 10 and bool((counts > 400).all())
+
+
+def _transition_coverage(placement: str, n: int, seq_len: int, draws: int) -> torch.Tensor:
+    """How often each transition (t, t + 1) of one n-token segment is inside a sampled window."""
+    sampler = TrajectoryWindowSampler(
+        seq_len=seq_len, generator=torch.Generator().manual_seed(0), placement=placement
+    )
+    sampler.set_capacity(1000)
+    sampler.extend(torch.arange(n))
+    index, mask, _ = sampler.sample_windows(draws)
+    pair = mask[:, :-1] & mask[:, 1:]
+    return torch.bincount(index[:, :-1][pair], minlength=n - 1)[: n - 1].double()
+
+
+def test_cover_placement_samples_every_transition_equally() -> None:
+    counts = _transition_coverage("cover", n=40, seq_len=8, draws=20_000)
+    expected = counts.sum() / counts.numel()  # 39 transitions, 7 per window
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 72.0, f"chi2={chi2} (p~0.001 for 38 dof): transitions not covered uniformly"
+    # "inside" (AMAGO) covers the last transition about 7x less often than the middle ones
+    inside = _transition_coverage("inside", n=40, seq_len=8, draws=20_000)
+    assert inside[-1] * 4 < inside[20] and inside[0] * 4 < inside[20]
+    assert counts[-1] * 1.3 > counts[20] > counts[-1] / 1.3
+
+
+def test_cover_windows_stay_in_their_segment_and_keep_short_ones_whole() -> None:
+    sampler = TrajectoryWindowSampler(seq_len=6, generator=torch.Generator().manual_seed(1))
+    sampler.set_capacity(100)
+    sampler.extend(torch.arange(4))  # segment 0: slots 0..3 (shorter than a window)
+    sampler.extend(torch.arange(4, 24))  # segment 1: slots 4..23
+    index, mask, seg = sampler.sample_windows(3000)
+    for row in range(3000):
+        real = index[row][mask[row]]
+        lo, hi = (0, 4) if int(seg[row]) == 0 else (4, 24)
+        assert int(real.min()) >= lo and int(real.max()) < hi
+        assert torch.equal(real, torch.arange(int(real[0]), int(real[0]) + real.numel()))
+        if int(seg[row]) == 0:
+            assert real.numel() == 4
+        else:
+            assert 2 <= real.numel() <= 6
+    with pytest.raises(ValueError, match="placement must be one of"):
+        TrajectoryWindowSampler(seq_len=6, placement="middle")
 
 
 def test_fifo_eviction_drops_overwritten_segments() -> None:
