@@ -182,6 +182,11 @@ class TrajectoryWindowSampler(Sampler):
         window = torch.where(whole, length, end - start)
         return start, window
 
+    @property
+    def segment_ids(self) -> range:
+        """Ids of the live (sampleable) segments, oldest first (for :meth:`segment_index`)."""
+        return range(self._first_alive, self._next_id)
+
     def segment_index(self, segment_id: int) -> torch.Tensor:
         """Storage slots of one live segment (id as returned by ``sample_windows``), ``[n]``."""
         if not self._first_alive <= segment_id < self._next_id:

@@ -30,7 +30,7 @@ from amago_rl.envs.builtin.frozen_lake import MetaFrozenLake
 from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.envs.wrap import amago_env
-from amago_rl.experiment import build_agent, env_factory
+from amago_rl.experiment import Agent, build_agent, env_factory
 from amago_rl.modules.builder import AMAGOModules
 
 TASKS: dict[str, type[gym.Env]] = {
@@ -125,6 +125,13 @@ def make_traced_env(cfg: TrainConfig, num_envs: int, seed: int) -> EnvBase:
 
 def load_agent(run_dir: Path) -> tuple[TrainConfig, AMAGOModules, int]:
     """The run's config, its modules with the latest checkpoint's weights, and that epoch."""
+    cfg, agent, epoch = load_trained(run_dir)
+    return cfg, agent.modules, epoch
+
+
+def load_trained(run_dir: Path) -> tuple[TrainConfig, Agent, int]:
+    """The run's config, its agent (modules and loss, incl. PopArt) at the latest checkpoint, and
+    that epoch."""
     schema = OmegaConf.structured(TrainConfig)
     cfg: TrainConfig = OmegaConf.to_object(
         OmegaConf.merge(schema, OmegaConf.load(run_dir / "config.yaml"))
@@ -136,7 +143,7 @@ def load_agent(run_dir: Path) -> tuple[TrainConfig, AMAGOModules, int]:
     agent = build_agent(cfg, probe, torch.device("cpu"))
     probe.close()
     agent.loss.load_state_dict(state["loss"])
-    return cfg, agent.modules, int(state["counters"]["epoch"])
+    return cfg, agent, int(state["counters"]["epoch"])
 
 
 def load_run(run_dir: Path) -> tuple[TrainConfig, TensorDictModuleBase, int]:
