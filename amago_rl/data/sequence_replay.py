@@ -135,8 +135,9 @@ class SequenceReplay:
 
     def _window(self, segment: TensorDictBase) -> TensorDict:
         n = segment.shape[0]
-        w = min(n, self.seq_len)
-        start = int(torch.randint(n - w + 1, (1,), generator=self.generator))
+        u = torch.rand(1, generator=self.generator, dtype=torch.float64)
+        first, count = self.sampler.place(torch.tensor([n]), u)
+        start, w = int(first), int(count)
         idx = torch.arange(self.seq_len).clamp(max=w - 1) + start
         window = segment[idx].exclude("index")
         window.set(keys.MASK, (torch.arange(self.seq_len) < w).unsqueeze(-1))

@@ -12,8 +12,10 @@ is taken whole), and right-pads short windows. Where a window goes in a longer s
   termination) is trained on ``seq_len - 1`` times less often than the others.
 - ``"cover"``: start uniform in ``[-(seq_len - 2), n - 2]`` and the window clipped to the segment,
   so every transition (pair of consecutive tokens) is in exactly ``seq_len - 1`` of the
-  ``n + seq_len - 3`` windows. Windows near the ends are shorter (more padding). The padded positions point at the window's last real token (so every
-index is valid) and are flagged by ``mask`` False: padding is explicit, never a magic value.
+  ``n + seq_len - 3`` windows. Windows near the ends are shorter (more padding).
+
+The padded positions point at the window's last real token (so every index is valid) and are
+flagged by ``mask`` False: padding is explicit, never a magic value.
 
 FIFO eviction comes from the storage's round-robin writer: a segment any of whose slots is
 overwritten is dropped from sampling as a whole (with all older segments). Bookkeeping is O(1) per
@@ -157,7 +159,7 @@ class TrajectoryWindowSampler(Sampler):
         seg = row + self._first_alive
         length = lengths[row]
         u = torch.rand(num_windows, generator=g, dtype=torch.float64)
-        start, window = self._place(length, u)
+        start, window = self.place(length, u)
         offsets = torch.arange(self.seq_len)
         mask = offsets.unsqueeze(0) < window.unsqueeze(1)
         offsets = torch.minimum(offsets.unsqueeze(0), (window - 1).unsqueeze(1))
@@ -165,7 +167,7 @@ class TrajectoryWindowSampler(Sampler):
         index = (starts[row].unsqueeze(1) + start.unsqueeze(1) + offsets) % capacity
         return index, mask, seg
 
-    def _place(self, length: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def place(self, length: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Window ``start`` and token count per row from segment lengths ``[B]`` and uniform
         draws ``u [B]`` in ``[0, 1)``; a segment of at most ``seq_len`` tokens is taken whole."""
         w = self.seq_len

@@ -164,6 +164,25 @@ def test_relabel_hook_sees_whole_segments() -> None:
     assert bool((s["observation"] == 101).all())
 
 
+def test_relabeled_windows_follow_the_window_placement() -> None:
+    """The relabel path places its windows like the sampler: the last transition of a 30-token
+    segment is in 5 of 33 cover windows (w = 6), in 1 of 25 inside windows."""
+    for placement, expected in (("cover", 5 / 33), ("inside", 1 / 25)):
+        rb = SequenceReplay(
+            100,
+            max_seq_len=5,
+            batch_size=3000,
+            relabel=lambda seg: seg,
+            seed=0,
+            window_placement=placement,
+        )
+        rb.extend([segment(30, 1)])
+        s = rb.sample()
+        t = torch.where(s["mask"].squeeze(-1), s["time_idx"].squeeze(-1), -1)
+        has_last = ((t == 28).any(-1) & (t == 29).any(-1)).double().mean().item()
+        assert abs(has_last - expected) < 0.02, (placement, has_last)
+
+
 def test_bad_segments_raise() -> None:
     rb = SequenceReplay(20, max_seq_len=4, batch_size=2)
     with pytest.raises(ValueError, match="exceeds the capacity"):
