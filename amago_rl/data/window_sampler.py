@@ -24,6 +24,7 @@ stored segment and sampling cost does not grow with the buffer.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,7 @@ class TrajectoryWindowSampler(Sampler):
             "lengths": list(self._lengths),
             "base_id": self._base_id,
             "first_alive": self._first_alive,
+            "placement": self.placement,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -223,6 +225,16 @@ class TrajectoryWindowSampler(Sampler):
         self._base_id = int(state_dict["base_id"])
         self._first_alive = int(state_dict["first_alive"])
         self._table = None
+        # Replays saved before the option existed were all sampled with AMAGO's placement.
+        saved = state_dict.get("placement", "inside")
+        if saved != self.placement:
+            warnings.warn(
+                f"TrajectoryWindowSampler: this replay was sampled with window placement "
+                f"{saved!r}; it continues with {self.placement!r}. Pass "
+                f"replay.window_placement={saved} (SequenceReplay(window_placement={saved!r})) "
+                f"to keep the original placement.",
+                stacklevel=2,
+            )
 
     def dumps(self, path: str | Path) -> None:
         path = Path(path)

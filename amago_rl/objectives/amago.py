@@ -41,9 +41,8 @@ class AMAGOLoss(LossModule):
     ``s_{t+1}`` unless ``terminated[t]`` (truncation bootstraps). Nothing relies on pad values.
 
     **Computation.** The encoder runs once over all ``L`` tokens (sequence mode) giving states
-    ``s [B, L, D]``. TD targets (no grad): target actor (or, with ``bootstrap='greedy'``, the critics' greedy action)
-    + target critics at ``s_{t+1}``, critic
-    outputs de-normalised by PopArt, ``num_critics_td`` members drawn with replacement and reduced
+    ``s [B, L, D]``. TD targets (no grad): target actor (or, with ``bootstrap='greedy'``, the
+    critics' greedy action) + target critics at ``s_{t+1}``, critic outputs de-normalised by PopArt, ``num_critics_td`` members drawn with replacement and reduced
     by min (``online_coeff > 0``) or mean, then n-step returns per discount. PopArt statistics move
     towards the targets (in training mode). Critic loss: squared error between ``w Q + b`` and the
     normalised target, masked mean over ``[B, L-1, C, G]``, times ``critic_loss_weight``. Actor
@@ -79,7 +78,8 @@ class AMAGOLoss(LossModule):
             an all-action scalar critic only): the value of the action with the highest
             ensemble-mean target value (a Q-learning backup; softened like buffer actions when
             ``soften_buffer_actions``), so the critic learns the greedy policy's values instead of
-            those of the lagging, stochastic actor. Not in AMAGO; see benchmarks/RESULTS.md.
+            those of the lagging, stochastic actor; ``use_target_actor`` and
+            ``num_actions_value_critic`` are then unused. Not in AMAGO; see benchmarks/RESULTS.md.
 
     Returns (``forward``): TensorDict with ``loss_actor``, ``loss_critic`` and detached
     diagnostics: ``q_mean`` ``[G]`` (return units), ``td_target_mean`` ``[G]``, ``td_target_min``,
@@ -186,6 +186,7 @@ class AMAGOLoss(LossModule):
     def _check_bootstrap(
         self, bootstrap: str, actor_head: ActorHead, critic: CriticEnsemble
     ) -> None:
+        """Refuse an unknown ``bootstrap`` or a greedy backup the critic cannot give."""
         name = type(self).__name__
         if bootstrap not in BOOTSTRAP_MODES:
             raise ValueError(

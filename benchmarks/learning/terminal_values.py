@@ -1,6 +1,7 @@
 """What a trained critic says about the terminations stored in its run's replay.
 
-For every stored trajectory that ends in a termination, the critic (ensemble mean, main discount,
+For every stored segment that ends in a termination (a whole trajectory unless
+``replay.save_every`` split it), the critic (ensemble mean, main discount,
 return units) is read at the last transition ``Q(s_{n-2}, a_{n-2})``, whose TD target is just the
 scaled reward (nothing to bootstrap). The window fed to the encoder is the trajectory's last
 ``max_seq_len + 1`` tokens. Trajectories are grouped by whether they fit in one training window:
@@ -46,7 +47,11 @@ def terminal_values(run_dir: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:  # loading must not touch the run's own files
         shutil.copytree(run_dir / "replay", Path(tmp) / "replay")
         replay = SequenceReplay(
-            cfg.replay.capacity, cfg.model.max_seq_len, 1, scratch_dir=Path(tmp) / "replay"
+            cfg.replay.capacity,
+            cfg.model.max_seq_len,
+            1,
+            scratch_dir=Path(tmp) / "replay",
+            window_placement=cfg.replay.window_placement,
         )
         if not replay.load():
             raise FileNotFoundError(f"{run_dir / 'replay'} holds no saved replay.")

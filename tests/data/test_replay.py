@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import pytest
 import torch
@@ -137,6 +138,26 @@ def test_resume_reuses_stored_data(tmp_path) -> None:
     assert set(again.sample(64)["observation"][:, 0, 0].long().tolist()) == {1, 2}
     again.extend([segment(5, 3)])
     assert again.num_segments == 3 and len(again) == 35
+
+
+def test_resume_with_another_window_placement_warns(tmp_path) -> None:
+    rb = SequenceReplay(500, max_seq_len=5, batch_size=8, scratch_dir=tmp_path, seed=0)
+    rb.extend([segment(10, 1)])
+    rb.save()
+    same = SequenceReplay(500, max_seq_len=5, batch_size=8, scratch_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert same.load()
+    other = SequenceReplay(
+        500, max_seq_len=5, batch_size=8, scratch_dir=tmp_path, window_placement="inside"
+    )
+    with pytest.warns(UserWarning, match="replay.window_placement=cover"):
+        assert other.load()
+    # a replay saved before the option existed was sampled with AMAGO's placement
+    state = rb.sampler.state_dict()
+    del state["placement"]
+    with pytest.warns(UserWarning, match="placement 'inside'; it continues with 'cover'"):
+        TrajectoryWindowSampler(6).load_state_dict(state)
 
 
 def test_saving_an_empty_buffer_round_trips(tmp_path) -> None:

@@ -74,3 +74,16 @@ def test_unknown_bootstrap_is_refused(agent_factory: Callable) -> None:
     agent = agent_factory("discrete")
     with pytest.raises(ValueError, match="bootstrap must be one of"):
         AMAGOLoss(agent.encoder, agent.actor_head, agent.critic, bootstrap="max")
+
+
+def test_greedy_action_is_the_ensemble_means_argmax() -> None:
+    """Two members that each prefer another action: the backup uses the mean's best action."""
+    enc = TensorDictModule(nn.Linear(5, 8), ["observation"], ["state_embedding"])
+    actor = ActorHead(8, 3, 1, "discrete", hidden_dim=8)
+    critic = CriticEnsemble(8, 3, [0.99], num_critics=2, hidden_dim=8, action_input=False)
+    loss = AMAGOLoss(enc, actor, critic, bootstrap="greedy", soften_buffer_actions=False)
+    # [B=1, T=1, C=2, G=1, A=3]: member argmaxes are actions 0 and 1, the mean's is action 2
+    all_q = torch.tensor([[1.0, 0.0, 0.9], [0.0, 1.0, 0.95]]).view(1, 1, 2, 1, 3)
+    values = loss._greedy_values(all_q)
+    assert values.shape == (1, 1, 2, 1, 1)
+    torch.testing.assert_close(values.flatten(), torch.tensor([0.9, 0.95]))
