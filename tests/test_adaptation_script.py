@@ -61,6 +61,27 @@ def test_episode_outcomes_and_pooling(traces: ModuleType, report: ModuleType) ->
     assert stats["se"][1] == 0.0 and np.isnan(stats["se"][2]), "no s.e. from one trial"
 
 
+def test_episode_gain_is_paired_within_a_trial(report: ModuleType) -> None:
+    def trial(returns: list[float]) -> dict[str, np.ndarray]:
+        """One step per episode, every episode ends."""
+        n = len(returns)
+        return {
+            "reward": np.array(returns),
+            "episode": np.arange(n),
+            "episode_end": np.ones(n, dtype=bool),
+            "success": np.full(n, np.nan),
+        }
+
+    # two tasks far apart in return: the unpaired means overlap, the paired gains do not
+    out = report.summarize(
+        "half_cheetah_vel", [[trial([1.0, 3.0, 4.0]), trial([10.0, 11.0, 10.0])]]
+    )
+    assert out["episode_gain"]["mean"] == pytest.approx([1.5, 1.5])
+    assert out["episode_gain"]["se"][0] == pytest.approx(np.std([2, 1], ddof=1) / np.sqrt(2))
+    assert out["episode_gain"]["n"] == [2, 2]
+    assert out["episode_return"]["se"][1] > 3.0
+
+
 def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:
     task = DarkKeyDoor(
         size=3,
@@ -95,6 +116,8 @@ def test_script_end_to_end_on_tiny_runs(
     assert lake["episode_success"]["n"] == [2, 2, 2, 2], "4 attempts per trial, all finished"
     assert all(0.0 <= s <= 1.0 for s in lake["episode_success"]["mean"])
     assert lake["episode_return"]["mean"] == lake["episode_success"]["mean"]  # reward 1 = goal
+    assert lake["episode_gain"]["n"] == [2, 2, 2]  # attempts 1-3 against attempt 0
+    assert "minus episode 0" in (out / "adaptation.md").read_text()
     run = result["runs"]["bandit/transformer"]
     assert run["trials"] == 2 and run["checkpoint_epochs"] == [1]
     assert run["sample_actions"] == [True], "follows trainer.eval_sample_actions"

@@ -76,6 +76,9 @@ def summarize(env_name: str, per_run: list[list[Trace]]) -> dict[str, Any]:
             mean_se([episode_outcomes(t)[0] for t in traces])["mean"] for traces in per_run
         ],
     }
+    returns = [r for r, _ in outcomes if len(r) > 1]
+    # paired within a trial (same task), so the spread between tasks cancels: [E - 1] columns
+    out["episode_gain"] = mean_se([r[1:] - r[0] for r in returns])
     if env_name in ("meta_frozen_lake", "dark_key_door"):
         out["episode_success"] = mean_se([s for _, s in outcomes])
         out["episode_success_per_run"] = [
@@ -149,8 +152,30 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
                     cells.append(_fmt(m, s) + ("" if n == run["trials"] else f" [{n}]"))
                 cells += [""] * (width - len(cells))
                 lines.append(_row(label, run) + "".join(f" {c} |" for c in cells))
+            lines += _gain_table(mine)
         lines.append("")
     path.write_text("\n".join(lines))
+
+
+def _gain_table(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: return of episode k minus episode 0 of the same trial (mean ± s.e.)."""
+    width = max((len(run["episode_gain"]["mean"]) for run in runs.values()), default=0)
+    if width == 0:
+        return []
+    lines = [
+        "",
+        "Return of episode k minus episode 0 of the same trial (paired; mean ± s.e. over trials "
+        "that finished episode k):",
+        "",
+        "| label |" + "".join(f" ep {k} - ep 0 |" for k in range(1, width + 1)),
+        "|---" * (1 + width) + "|",
+    ]
+    for label, run in runs.items():
+        gain = run["episode_gain"]
+        cells = [_fmt(m, s) for m, s in zip(gain["mean"], gain["se"], strict=True)]
+        cells += [""] * (width - len(cells))
+        lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
+    return lines
 
 
 def _row(label: str, run: dict[str, Any]) -> str:

@@ -51,13 +51,12 @@ def test_tmaze_h100_transformer_is_solved(tmp_path: Path) -> None:
     assert max(evals) >= 1.0, f"T-Maze H=100 not solved: eval returns {evals}"
 
 
-# Row 6: CartPole-v1 with the FF encoder, within the benchmark's budget (100 epochs = 10,000
-# updates). KNOWN TO FAIL since run seeds are hashed into separate streams (commit abbce0c): seed 0
-# now peaks at 459 (benchmarks/learning/results/cartpole_ff_hashed_seeds); with the old seeding
-# 2 of 3 seeds reached 475 (seed 0 at 2,100 updates). The threshold is the task's "solved" level
-# and stays; see benchmarks/RESULTS.md, CartPole section.
+# Row 6: CartPole-v1 with the FF encoder (benchmark with the default window placement 'cover',
+# seed 0: first eval >= 475 at epoch 40 = 4,100 updates; 50 epochs leave a margin). With AMAGO's
+# placement ('inside') an episode's termination was rarely trained on and this seed peaked at 459
+# in 100 epochs (benchmarks/RESULTS.md, CartPole section). 475 is the task's "solved" level.
 def test_cartpole_ff_reaches_475(tmp_path: Path) -> None:
-    evals = _train(tmp_path, ["experiment=cartpole_ff"])
+    evals = _train(tmp_path, ["experiment=cartpole_ff", "trainer.epochs=50"])
     assert max(evals) >= 475.0, f"CartPole not solved: eval returns {evals}"
 
 
