@@ -73,13 +73,49 @@ def test_episode_gain_is_paired_within_a_trial(report: ModuleType) -> None:
         }
 
     # two tasks far apart in return: the unpaired means overlap, the paired gains do not
-    out = report.summarize(
-        "half_cheetah_vel", [[trial([1.0, 3.0, 4.0]), trial([10.0, 11.0, 10.0])]]
-    )
+    out = report.summarize("any_task", [[trial([1.0, 3.0, 4.0]), trial([10.0, 11.0, 10.0])]])
     assert out["episode_gain"]["mean"] == pytest.approx([1.5, 1.5])
     assert out["episode_gain"]["se"][0] == pytest.approx(np.std([2, 1], ddof=1) / np.sqrt(2))
     assert out["episode_gain"]["n"] == [2, 2]
     assert out["episode_return"]["se"][1] > 3.0
+
+
+def test_velocity_tracking_by_episode(report: ModuleType) -> None:
+    def trial(target: float, velocities: list[float]) -> dict[str, np.ndarray]:
+        """Two episodes of two steps each, both ended."""
+        v = np.array(velocities)
+        return {
+            "reward": -np.abs(v - target),
+            "episode": np.array([0, 0, 1, 1]),
+            "episode_end": np.array([False, True, False, True]),
+            "success": np.full(4, np.nan),
+            "velocity": v,
+            "target_velocity": np.full(4, target),
+        }
+
+    traces = [trial(1.0, [0, 0, 1, 1]), trial(2.0, [0, 0, 2, 2]), trial(3.0, [1, 1, 3, 3])]
+    out = report.velocity_tracking(traces)
+    assert out["episode_speed_error"]["mean"] == pytest.approx([5 / 3, 0.0])
+    assert out["episode_velocity"]["mean"] == pytest.approx([1 / 3, 2.0])
+    corr = out["velocity_target_corr"]
+    assert corr[1] == pytest.approx(1.0)
+    assert corr[0] == pytest.approx(np.corrcoef([1, 2, 3], [0, 0, 1])[0, 1])
+
+
+def test_tracer_records_half_cheetah_velocities(traces: ModuleType) -> None:
+    pytest.importorskip("mujoco")
+    from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
+
+    env = traces.EpisodeTracer(HalfCheetahVel(k_episodes=2, episode_length=3))
+    _, info = env.reset(seed=0)
+    assert np.isnan(info["trace_velocity"])
+    target = env.unwrapped.target_velocity
+    infos = [env.step(env.action_space.sample())[-1] for _ in range(6)]
+    assert [int(i["trace_episode"]) for i in infos] == [0, 0, 0, 1, 1, 1]
+    assert all(float(i["trace_target_velocity"]) == pytest.approx(target) for i in infos)
+    assert [float(i["trace_velocity"]) for i in infos] == pytest.approx(
+        [float(i["x_velocity"]) for i in infos]
+    )
 
 
 def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:

@@ -86,7 +86,37 @@ def summarize(env_name: str, per_run: list[list[Trace]]) -> dict[str, Any]:
         ]
     if env_name == "bandit":
         out["regret"] = regret_summary(np.stack([t["regret"] for t in pooled]))
+    if env_name == "half_cheetah_vel":
+        out.update(velocity_tracking(pooled))
     return out
+
+
+def velocity_tracking(traces: list[Trace]) -> dict[str, Any]:
+    """Half-Cheetah-Vel, by episode index: mean forward velocity, mean speed error ``|v - v*|``
+    (mean ± s.e. over trials) and the correlation over trials between the target ``v*`` and the
+    episode's mean velocity (near 0: target-blind; near 1: the speed follows the target)."""
+    velocity, error, targets = [], [], []
+    for t in traces:
+        count = len(episode_outcomes(t)[0])  # episodes that ended
+        steps = np.bincount(t["episode"], minlength=count)[:count]
+        v_sum = np.bincount(t["episode"], weights=t["velocity"], minlength=count)[:count]
+        e = np.abs(t["velocity"] - t["target_velocity"])
+        e_sum = np.bincount(t["episode"], weights=e, minlength=count)[:count]
+        velocity.append(v_sum / np.maximum(steps, 1))
+        error.append(e_sum / np.maximum(steps, 1))
+        targets.append(float(t["target_velocity"][0]))
+    width = max((len(v) for v in velocity), default=0)
+    corr = []
+    for i in range(width):
+        rows = [(tg, v[i]) for tg, v in zip(targets, velocity, strict=True) if len(v) > i]
+        x, y = np.array(rows).T if len(rows) > 2 else (np.zeros(0), np.zeros(0))
+        ok = len(rows) > 2 and x.std() > 0 and y.std() > 0
+        corr.append(float(np.corrcoef(x, y)[0, 1]) if ok else math.nan)
+    return {
+        "episode_velocity": mean_se(velocity),
+        "episode_speed_error": mean_se(error),
+        "velocity_target_corr": corr,
+    }
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
@@ -153,6 +183,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
                 cells += [""] * (width - len(cells))
                 lines.append(_row(label, run) + "".join(f" {c} |" for c in cells))
             lines += _gain_table(mine)
+            lines += _velocity_table(mine)
         lines.append("")
     path.write_text("\n".join(lines))
 
@@ -173,6 +204,36 @@ def _gain_table(runs: dict[str, dict[str, Any]]) -> list[str]:
     for label, run in runs.items():
         gain = run["episode_gain"]
         cells = [_fmt(m, s) for m, s in zip(gain["mean"], gain["se"], strict=True)]
+        cells += [""] * (width - len(cells))
+        lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
+    return lines
+
+
+def _velocity_table(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: Half-Cheetah-Vel speed error, velocity and target correlation by episode."""
+    runs = {k: r for k, r in runs.items() if "episode_speed_error" in r}
+    if not runs:
+        return []
+    width = max(len(r["episode_speed_error"]["mean"]) for r in runs.values())
+    lines = [
+        "",
+        "Mean |v - v*| / mean velocity v (m/s, mean ± s.e. over trials) / correlation of v with "
+        "the target v* over trials, by episode:",
+        "",
+        "| label |" + "".join(f" ep {i} |" for i in range(width)),
+        "|---" * (1 + width) + "|",
+    ]
+    for label, run in runs.items():
+        err, vel, corr = (
+            run["episode_speed_error"],
+            run["episode_velocity"],
+            run["velocity_target_corr"],
+        )
+        cells = [
+            f"{_fmt(err['mean'][i], err['se'][i])} / {_fmt(vel['mean'][i], vel['se'][i])} / "
+            f"{corr[i]:.2f}"
+            for i in range(len(err["mean"]))
+        ]
         cells += [""] * (width - len(cells))
         lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
     return lines

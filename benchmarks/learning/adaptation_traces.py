@@ -41,14 +41,18 @@ TASKS: dict[str, type[gym.Env]] = {
 }
 #: Per-step trace entries (``info`` -> ``("next", key)``): inner-episode index [] int64, "this
 #: step ended that episode" [] bool, success of the ended episode [] float32 (NaN if not ended or
-#: not defined), expected regret of the pull [] float32 (NaN outside the bandit).
+#: not defined), expected regret of the pull [] float32 (NaN outside the bandit), forward
+#: velocity and the trial's target velocity [] float32 (NaN outside Half-Cheetah-Vel).
 TRACE_SPECS = {
     "trace_episode": torch.int64,
     "trace_episode_end": torch.bool,
     "trace_success": torch.float32,
     "trace_regret": torch.float32,
+    "trace_velocity": torch.float32,
+    "trace_target_velocity": torch.float32,
 }
-#: One trial's per-step record: "reward", "episode", "episode_end", "success", "regret", each [T].
+#: One trial's per-step record: "reward", "episode", "episode_end", "success", "regret",
+#: "velocity", "target_velocity", each [T].
 Trace = dict[str, np.ndarray]
 
 
@@ -79,12 +83,13 @@ class EpisodeTracer(gym.Wrapper):
             self._episode += int(self._soft_reset_next)
             had_key = task.has_key
         obs, reward, terminated, truncated, info = self.env.step(action)
-        success = regret = math.nan
+        success = regret = velocity = target = math.nan
         if isinstance(task, MetaFrozenLake):
             end = "attempt" in info
             success = float(info.get("success", math.nan))
         elif isinstance(task, HalfCheetahVel):
             end = task.episode != self._episode
+            velocity, target = float(info["x_velocity"]), float(info["target_velocity"])
         elif isinstance(task, DarkKeyDoor):
             door = had_key and reward > 0  # the key is paid when picked up, the door only with it
             end = bool(door or task.episode_time >= task.episode_length)
@@ -92,16 +97,25 @@ class EpisodeTracer(gym.Wrapper):
             self._soft_reset_next = end
         else:  # MetaBandit: the trial is one episode
             end, regret = bool(terminated), float(info["regret"])
-        trace = _trace_info(self._episode, end, success, regret)
+        trace = _trace_info(self._episode, end, success, regret, velocity, target)
         return obs, reward, terminated, truncated, {**info, **trace}
 
 
-def _trace_info(episode: int, end: bool, success: float, regret: float) -> dict[str, np.ndarray]:
+def _trace_info(
+    episode: int,
+    end: bool,
+    success: float,
+    regret: float,
+    velocity: float = math.nan,
+    target: float = math.nan,
+) -> dict[str, np.ndarray]:
     return {
         "trace_episode": np.array(episode, dtype=np.int64),
         "trace_episode_end": np.array(end, dtype=bool),
         "trace_success": np.array(success, dtype=np.float32),
         "trace_regret": np.array(regret, dtype=np.float32),
+        "trace_velocity": np.array(velocity, dtype=np.float32),
+        "trace_target_velocity": np.array(target, dtype=np.float32),
     }
 
 
