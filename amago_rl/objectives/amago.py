@@ -42,8 +42,9 @@ class AMAGOLoss(LossModule):
 
     **Computation.** The encoder runs once over all ``L`` tokens (sequence mode) giving states
     ``s [B, L, D]``. TD targets (no grad): target actor (or, with ``bootstrap='greedy'``, the
-    critics' greedy action) + target critics at ``s_{t+1}``, critic outputs de-normalised by PopArt, ``num_critics_td`` members drawn with replacement and reduced
-    by min (``online_coeff > 0``) or mean, then n-step returns per discount. PopArt statistics move
+    critics' greedy action) + target critics at ``s_{t+1}``, critic outputs de-normalised by
+    PopArt, ``num_critics_td`` members drawn with replacement and reduced by min
+    (``online_coeff > 0``) or mean, then n-step returns per discount. PopArt statistics move
     towards the targets (in training mode). Critic loss: squared error between ``w Q + b`` and the
     normalised target, masked mean over ``[B, L-1, C, G]``, times ``critic_loss_weight``. Actor
     loss, masked mean over ``[B, L-1, G]``: ``-online_coeff * (w min_c Q(s, a~pi) + b)`` (the critic

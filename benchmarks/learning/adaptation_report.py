@@ -108,10 +108,11 @@ def velocity_tracking(traces: list[Trace]) -> dict[str, Any]:
     width = max((len(v) for v in velocity), default=0)
     corr = []
     for i in range(width):
-        rows = [(tg, v[i]) for tg, v in zip(targets, velocity, strict=True) if len(v) > i]
-        x, y = np.array(rows).T if len(rows) > 2 else (np.zeros(0), np.zeros(0))
-        ok = len(rows) > 2 and x.std() > 0 and y.std() > 0
-        corr.append(float(np.corrcoef(x, y)[0, 1]) if ok else math.nan)
+        pairs = np.array(
+            [(tg, v[i]) for tg, v in zip(targets, velocity, strict=True) if len(v) > i]
+        )
+        defined = len(pairs) > 2 and bool((pairs.std(0) > 0).all())
+        corr.append(float(np.corrcoef(pairs.T)[0, 1]) if defined else math.nan)
     return {
         "episode_velocity": mean_se(velocity),
         "episode_speed_error": mean_se(error),
