@@ -335,3 +335,21 @@ def test_half_cheetah_vel_trial_structure_and_reward() -> None:
     torchrl_env = make_env("half_cheetah_vel", seed=0, episode_length=4)
     check_env_specs(torchrl_env)
     assert torchrl_env.rollout(20)["next", "done"].sum() == 1  # 3 x 4 steps, then truncated
+
+
+def test_half_cheetah_vel_observe_target_appends_the_target() -> None:
+    pytest.importorskip("mujoco")
+    from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
+
+    hidden = HalfCheetahVel(k_episodes=2, episode_length=3)
+    oracle = HalfCheetahVel(k_episodes=2, episode_length=3, observe_target=True)
+    assert oracle.observation_space.shape == (20,) and hidden.observation_space.shape == (19,)
+    obs_h, info_h = hidden.reset(seed=3)
+    obs_o, info_o = oracle.reset(seed=3)
+    assert info_o["target_velocity"] == info_h["target_velocity"]
+    np.testing.assert_array_equal(obs_o[:19], obs_h)
+    assert obs_o[19] == pytest.approx(info_o["target_velocity"])
+    for _ in range(6):  # the target stays in the observation across the soft reset
+        obs_o, *_ = oracle.step(np.zeros(6, dtype=np.float32))
+        assert obs_o[19] == pytest.approx(info_o["target_velocity"])
+    check_env_specs(make_env("half_cheetah_vel", seed=0, episode_length=3, observe_target=True))

@@ -8,8 +8,9 @@ step (VariBAD / AMAGO ``HalfCheetahV4_MetaVelocity``):
 pose noise, same target); the trial ends with ``truncated`` (it is a time limit, not a terminal).
 ``k_episodes=1, episode_length=1000`` is AMAGO's exact setup.
 
-Observation ``[17 + 2]`` float32: HalfCheetah's 17 features, then ``[reset_flag, k / K]``.
-Actions ``Box(-1, 1, [6])``.
+Observation ``[17 + 2]`` float32: HalfCheetah's 17 features, then ``[reset_flag, k / K]``; with
+``observe_target=True`` the target velocity is appended (``[20]``): the task-conditioned "oracle"
+of meta-RL papers, an upper bound that needs no inference of ``v*``. Actions ``Box(-1, 1, [6])``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class HalfCheetahVel(gym.Env):
         task_min_velocity, task_max_velocity: range of the target velocity.
         velocity_reward_weight: weight of the ``-|v - v*|`` term.
         ctrl_cost_weight: weight of the ``-||a||^2`` term.
+        observe_target: append ``v*`` to the observation (oracle baseline; default False).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -62,6 +64,7 @@ class HalfCheetahVel(gym.Env):
         task_max_velocity: float = 3.0,
         velocity_reward_weight: float = 1.0,
         ctrl_cost_weight: float = 0.05,
+        observe_target: bool = False,
     ) -> None:
         super().__init__()
         if k_episodes < 1 or episode_length < 1 or task_max_velocity < task_min_velocity:
@@ -76,14 +79,18 @@ class HalfCheetahVel(gym.Env):
         self.task_range = (float(task_min_velocity), float(task_max_velocity))
         self.velocity_reward_weight = float(velocity_reward_weight)
         self.ctrl_cost_weight = float(ctrl_cost_weight)
+        self.observe_target = bool(observe_target)
+        extra = 3 if self.observe_target else 2
         inner = self.cheetah.observation_space.shape[0]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (inner + 2,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (inner + extra,), np.float32)
         self.action_space = self.cheetah.action_space
         self.target_velocity = 0.0
         self.episode = self.episode_t = 0
 
     def _obs(self, inner_obs: np.ndarray, reset_flag: bool) -> np.ndarray:
         extra = [float(reset_flag), self.episode / self.k_episodes]
+        if self.observe_target:
+            extra.append(self.target_velocity)
         return np.concatenate([inner_obs, extra]).astype(np.float32)
 
     def reset(
