@@ -118,6 +118,27 @@ def test_tracer_records_half_cheetah_velocities(traces: ModuleType) -> None:
     )
 
 
+def test_task_factory_accepts_wrapped_tasks_by_import_path(traces: ModuleType) -> None:
+    pytest.importorskip("mujoco")
+    from omegaconf import OmegaConf
+
+    def env_cfg(name: str, **kwargs: object) -> object:
+        return OmegaConf.create({"name": name, "kwargs": kwargs, "eval_kwargs": {}})
+
+    name, make = traces.task_factory(env_cfg("hcv_variants:offset_free", episode_length=3))
+    env = make()
+    _, info = env.reset(seed=0)
+    _, reward, *_, step_info = env.step(np.zeros(6, dtype=np.float32))
+    assert name == "half_cheetah_vel"
+    # Offset-free: v* - |v - v*| (no control cost at a zero action).
+    v, target = step_info["x_velocity"], info["target_velocity"]
+    assert reward == pytest.approx(target - abs(v - target))
+    assert traces.task_factory(env_cfg("bandit"))[0] == "bandit"
+    with pytest.raises(ValueError, match="import path"):
+        cartpole = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
+        traces.task_factory(env_cfg(cartpole))  # an env, but not a wrapper of a known task
+
+
 def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:
     task = DarkKeyDoor(
         size=3,

@@ -57,7 +57,7 @@ from adaptation_report import (  # noqa: E402
     write_json,
     write_markdown,
 )
-from adaptation_traces import evaluate_run  # noqa: E402
+from adaptation_traces import evaluate_run, task_factory  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,14 +105,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     baselines: dict[str, Any] = {}
     for label, members in groups.items():
         env = members[0][1]["cfg"].env
+        task = task_factory(env)[0]
         run: dict[str, Any] = {
-            "env": env.name,
+            "env": task,
             "run_dirs": [str(d) for d, _ in members],
             "checkpoint_epochs": [ev["epoch"] for _, ev in members],
             "sample_actions": [ev["sample_actions"] for _, ev in members],
         }
-        run.update(summarize(env.name, [ev["traces"] for _, ev in members]))
-        if env.name == "bandit":
+        run.update(summarize(task, [ev["traces"] for _, ev in members]))
+        if task == "bandit":
             bandit = MetaBandit(**{**env.kwargs, **env.eval_kwargs})
             setting = run["bandit_setting"] = f"{bandit.num_arms} arms, {bandit.horizon} pulls"
             if args.thompson and setting not in baselines:

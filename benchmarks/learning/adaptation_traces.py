@@ -8,7 +8,9 @@ per-episode returns and successes.
 
 from __future__ import annotations
 
+import importlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +121,38 @@ def _trace_info(
     }
 
 
+def task_factory(env_cfg: Any) -> tuple[str, Callable[[], gym.Env]]:
+    """``(task name, factory)`` of a run's evaluation task (``env.kwargs`` + ``env.eval_kwargs``).
+
+    The task name is a ``TASKS`` key. Besides those names, an import-path env
+    (``"module:factory"``, e.g. ``benchmarks/learning/hcv_variants.py``'s variants) is accepted
+    when its factory returns a gymnasium wrapper of one of the ``TASKS``; it is reported as that
+    task.
+    """
+    kwargs = {**env_cfg.kwargs, **env_cfg.eval_kwargs}
+    if env_cfg.name in TASKS:
+        cls = TASKS[env_cfg.name]
+        return env_cfg.name, lambda: cls(**kwargs)
+    module, _, attr = env_cfg.name.partition(":")
+    if attr:
+        factory = getattr(importlib.import_module(module), attr)
+        probe = factory(**kwargs)
+        probe.close()
+        for name, cls in TASKS.items():
+            if isinstance(probe.unwrapped, cls):
+                return name, lambda: factory(**kwargs)
+    raise ValueError(
+        f"adaptation.py: env {env_cfg.name!r} is not one of {list(TASKS)} nor an import path "
+        "to a gymnasium wrapper of one of them."
+    )
+
+
 def make_traced_env(cfg: TrainConfig, num_envs: int, seed: int) -> EnvBase:
-    """The run's evaluation task (``env.kwargs`` + ``env.eval_kwargs``), ``num_envs`` copies,
-    with the trace entries in every step's ``next``: batch ``[num_envs]``."""
-    if cfg.env.name not in TASKS:
-        raise ValueError(f"adaptation.py: env {cfg.env.name!r} is not one of {list(TASKS)}.")
-    cls, kwargs = TASKS[cfg.env.name], {**cfg.env.kwargs, **cfg.env.eval_kwargs}
+    """The run's evaluation task (see :func:`task_factory`), ``num_envs`` copies, with the trace
+    entries in every step's ``next``: batch ``[num_envs]``."""
+    _, make_task = task_factory(cfg.env)
     vec = gym.vector.SyncVectorEnv(
-        [lambda: EpisodeTracer(cls(**kwargs))] * num_envs,
+        [lambda: EpisodeTracer(make_task())] * num_envs,
         autoreset_mode=gym.vector.AutoresetMode.DISABLED,
     )
     base = GymWrapper(vec)
