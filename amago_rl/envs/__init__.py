@@ -13,7 +13,7 @@ from amago_rl.envs.builtin import (
     TMazePassive,
     hindsight_instruction_relabel,
 )
-from amago_rl.envs.registry import list_envs, make_env, register_env
+from amago_rl.envs.registry import list_envs, make_env, register_env, resolve_env
 from amago_rl.envs.transforms import AMAGOTimestep, PrevActionReward, timestep_transforms
 from amago_rl.envs.trials import KEpisodeTrial, trial_info_reader
 from amago_rl.envs.wrap import amago_env
@@ -38,6 +38,7 @@ __all__ = [
     "list_envs",
     "make_env",
     "register_env",
+    "resolve_env",
     "timestep_transforms",
     "trial_info_reader",
 ]

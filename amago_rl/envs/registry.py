@@ -122,7 +122,7 @@ def make_env(
             device=device,
         )
     else:
-        factory = _resolve(name)
+        factory = resolve_env(name)
         base = _batched(factory, kwargs, num_envs, device)
     env = amago_env(base, max_episode_steps=max_episode_steps, device=device)
     if seed is not None:
@@ -151,7 +151,9 @@ def _batched(factory: EnvFactory, kwargs: dict[str, Any], num_envs: int, device:
     return GymWrapper(vec, device=device)
 
 
-def _resolve(name: str) -> EnvFactory:
+def resolve_env(name: str) -> EnvFactory:
+    """The factory ``make_env`` calls for ``name`` (same resolution order, same errors), unbatched
+    and unwrapped: ``factory(**kwargs)`` returns a gymnasium ``Env`` or a TorchRL ``EnvBase``."""
     if name in _USER:
         return _USER[name]
     if name in _BUILTIN:

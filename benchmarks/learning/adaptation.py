@@ -57,7 +57,7 @@ from adaptation_report import (  # noqa: E402
     write_json,
     write_markdown,
 )
-from adaptation_traces import evaluate_run, task_factory  # noqa: E402
+from adaptation_traces import evaluate_run  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     baselines: dict[str, Any] = {}
     for label, members in groups.items():
         env = members[0][1]["cfg"].env
-        task = task_factory(env)[0]
+        task = members[0][1]["task"]
         run: dict[str, Any] = {
             "env": task,
             "run_dirs": [str(d) for d, _ in members],

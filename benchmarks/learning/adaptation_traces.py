@@ -8,7 +8,6 @@ per-episode returns and successes.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from amago_rl.envs.builtin.bandit import MetaBandit
 from amago_rl.envs.builtin.frozen_lake import MetaFrozenLake
 from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
+from amago_rl.envs.registry import resolve_env
 from amago_rl.envs.wrap import amago_env
 from amago_rl.experiment import Agent, build_agent, env_factory
 from amago_rl.modules.builder import AMAGOModules
@@ -124,33 +124,28 @@ def _trace_info(
 def task_factory(env_cfg: Any) -> tuple[str, Callable[[], gym.Env]]:
     """``(task name, factory)`` of a run's evaluation task (``env.kwargs`` + ``env.eval_kwargs``).
 
-    The task name is a ``TASKS`` key. Besides those names, an import-path env
-    (``"module:factory"``, e.g. ``benchmarks/learning/hcv_variants.py``'s variants) is accepted
-    when its factory returns a gymnasium wrapper of one of the ``TASKS``; it is reported as that
-    task.
+    The env name is resolved as ``make_env`` does (so registered names and import paths such as
+    ``hcv_variants:offset_free`` work); the env it builds must be one of the ``TASKS``, possibly
+    under gymnasium wrappers, and is reported under that task's name.
     """
     kwargs = {**env_cfg.kwargs, **env_cfg.eval_kwargs}
-    if env_cfg.name in TASKS:
-        cls = TASKS[env_cfg.name]
-        return env_cfg.name, lambda: cls(**kwargs)
-    module, _, attr = env_cfg.name.partition(":")
-    if attr:
-        factory = getattr(importlib.import_module(module), attr)
-        probe = factory(**kwargs)
-        probe.close()
-        for name, cls in TASKS.items():
-            if isinstance(probe.unwrapped, cls):
-                return name, lambda: factory(**kwargs)
+    factory = resolve_env(env_cfg.name)
+    probe = factory(**kwargs)
+    probe.close()
+    for name, cls in TASKS.items():
+        if isinstance(getattr(probe, "unwrapped", None), cls):
+            return name, lambda: factory(**kwargs)
     raise ValueError(
-        f"adaptation.py: env {env_cfg.name!r} is not one of {list(TASKS)} nor an import path "
-        "to a gymnasium wrapper of one of them."
+        f"adaptation.py: env {env_cfg.name!r} builds {type(probe).__name__}, which is none of "
+        f"{list(TASKS)} (nor a gymnasium wrapper of one)."
     )
 
 
-def make_traced_env(cfg: TrainConfig, num_envs: int, seed: int) -> EnvBase:
-    """The run's evaluation task (see :func:`task_factory`), ``num_envs`` copies, with the trace
-    entries in every step's ``next``: batch ``[num_envs]``."""
-    _, make_task = task_factory(cfg.env)
+def make_traced_env(
+    make_task: Callable[[], gym.Env], max_episode_steps: int | None, num_envs: int, seed: int
+) -> EnvBase:
+    """``num_envs`` copies of ``make_task()`` (see :func:`task_factory`), with the trace entries in
+    every step's ``next``: batch ``[num_envs]``."""
     vec = gym.vector.SyncVectorEnv(
         [lambda: EpisodeTracer(make_task())] * num_envs,
         autoreset_mode=gym.vector.AutoresetMode.DISABLED,
@@ -158,7 +153,7 @@ def make_traced_env(cfg: TrainConfig, num_envs: int, seed: int) -> EnvBase:
     base = GymWrapper(vec)
     specs = {k: Unbounded((num_envs,), dtype=d) for k, d in TRACE_SPECS.items()}
     base.set_info_dict_reader(default_info_dict_reader(list(specs), spec=specs))
-    env = amago_env(base, max_episode_steps=cfg.env.max_episode_steps)
+    env = amago_env(base, max_episode_steps=max_episode_steps)
     env.set_seed(seed)
     return env
 
@@ -236,13 +231,14 @@ def episode_outcomes(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
 def evaluate_run(
     run_dir: Path, trials: int, num_envs: int, seed: int, sample_actions: bool | None
 ) -> dict[str, Any]:
-    """Play ``trials`` trials of one run: its env name, checkpoint epoch, config and traces."""
+    """Play ``trials`` trials of one run: its task name, checkpoint epoch, config and traces."""
     cfg, actor, epoch = load_run(run_dir)
     torch.manual_seed(seed)  # the same action-sampling noise for every run
     sample = cfg.trainer.eval_sample_actions if sample_actions is None else sample_actions
-    env = make_traced_env(cfg, min(num_envs, trials), seed)
+    task, make_task = task_factory(cfg.env)
+    env = make_traced_env(make_task, cfg.env.max_episode_steps, min(num_envs, trials), seed)
     try:
         traces = rollout_trials(env, eval_policy_copy(actor, deterministic=not sample), trials)
     finally:
         env.close()
-    return {"cfg": cfg, "epoch": epoch, "sample_actions": sample, "traces": traces}
+    return {"cfg": cfg, "task": task, "epoch": epoch, "sample_actions": sample, "traces": traces}

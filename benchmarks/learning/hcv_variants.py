@@ -25,9 +25,6 @@ from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 class OffsetFreeReward(gym.Wrapper):
     """Adds the trial's target velocity to every reward of a :class:`HalfCheetahVel`."""
 
-    def __init__(self, env: HalfCheetahVel) -> None:
-        super().__init__(env)
-
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, reward + info["target_velocity"], terminated, truncated, info
