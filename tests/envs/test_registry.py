@@ -137,3 +137,13 @@ def test_gymnasium_ids_and_bad_arguments() -> None:
     assert env.rollout(5).batch_size == torch.Size([2, 5])
     with pytest.raises(ValueError, match="num_envs"):
         make_env("bandit", num_envs=0)
+
+
+def test_resolve_env_returns_the_unbatched_factory_make_env_uses() -> None:
+    from amago_rl.envs import resolve_env
+    from amago_rl.envs.builtin.bandit import MetaBandit
+
+    env = resolve_env("bandit")(num_arms=3, horizon=4)
+    assert isinstance(env, MetaBandit) and env.num_arms == 3
+    with pytest.raises(ValueError, match="unknown env"):
+        resolve_env("no_such_env")
