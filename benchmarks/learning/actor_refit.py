@@ -34,6 +34,24 @@ from amago_rl.trainer import Trainer
 MODES = ("actor-only", "joint", "joint-detached")
 
 
+def copy_run_trainer(run_dir: Path, work: Path) -> Trainer:
+    """A :class:`Trainer` resumed from a copy of ``run_dir`` (checkpoint and replay) at ``work``,
+    so that nothing done with it touches the original run."""
+    source, target = run_dir.resolve(), work.resolve()
+    if target == source or source.is_relative_to(target) or target.is_relative_to(source):
+        raise ValueError(f"--work {work} must lie outside the run {run_dir}.")
+    if target.exists() and not (target / "config.yaml").exists():
+        raise ValueError(f"--work {work} exists and is not a run copy; not deleting.")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    merged = OmegaConf.merge(
+        OmegaConf.structured(TrainConfig), OmegaConf.load(work / "config.yaml")
+    )
+    cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    cfg.resume, cfg.trainer.progress = True, False
+    return Trainer(cfg, work)
+
+
 def refit(
     run_dir: Path,
     mode: str,
@@ -47,19 +65,7 @@ def refit(
     ``[(update, mean return)]`` and the trainer (its agent holds the refitted weights)."""
     if mode not in MODES:
         raise ValueError(f"actor_refit: mode must be one of {MODES}, got {mode!r}.")
-    source, target = run_dir.resolve(), work.resolve()
-    if target == source or source.is_relative_to(target) or target.is_relative_to(source):
-        raise ValueError(f"actor_refit: --work {work} must lie outside the run {run_dir}.")
-    if target.exists() and not (target / "config.yaml").exists():
-        raise ValueError(f"actor_refit: --work {work} exists and is not a run copy; not deleting.")
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
-    merged = OmegaConf.merge(
-        OmegaConf.structured(TrainConfig), OmegaConf.load(work / "config.yaml")
-    )
-    cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    cfg.resume, cfg.trainer.progress = True, False
-    trainer = Trainer(cfg, work)
+    trainer = copy_run_trainer(run_dir, work)
     agent, modules = trainer.agent, trainer.agent.modules
     # The run's schedule continues from the checkpoint's step with --lr as its base rate.
     agent.scheduler.base_lrs = [lr] * len(agent.optimizer.param_groups)
