@@ -48,3 +48,21 @@ def test_refuses_discrete_actors(
     script = benchmark_script("actor_gradients.py")
     with pytest.raises(ValueError, match="only continuous"):
         script.measure(run_dir, batches=1, work=tmp_path / "work")
+
+
+def test_coefficients_override_and_zero_refused(
+    tmp_path: Path, tiny_run: list[str], benchmark_script: Callable[[str], ModuleType]
+) -> None:
+    run_dir = tmp_path / "seed_0"
+    overrides = [
+        "experiment=cartpole_ff",
+        "env.name=Pendulum-v1",
+        "agent.loss_kwargs.offline_coeff=0.0",
+    ]
+    Trainer(load_config([*overrides, *tiny_run]), run_dir).train()
+    script = benchmark_script("actor_gradients.py")
+    with pytest.raises(ValueError, match="pass --online / --offline"):
+        script.measure(run_dir, batches=1, work=tmp_path / "work")
+    result = script.measure(run_dir, batches=1, work=tmp_path / "work", offline=0.1)
+    assert result["coefficients"] == {"online": 1.0, "offline": 0.1}
+    assert result["rows"][0]["grad_bc"] > 0

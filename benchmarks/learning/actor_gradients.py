@@ -86,8 +86,16 @@ def _term(
     return flat.detach().clone(), loc_grad.detach().clone(), diag
 
 
-def measure(run_dir: Path, batches: int = 8, work: Path = Path("/tmp/actor_gradients")) -> dict:
-    """Per-batch rows and their means for the run's latest checkpoint."""
+def measure(
+    run_dir: Path,
+    batches: int = 8,
+    work: Path = Path("/tmp/actor_gradients"),
+    online: float | None = None,
+    offline: float | None = None,
+) -> dict:
+    """Per-batch rows and their means for the run's latest checkpoint. ``online`` / ``offline``:
+    the coefficients to measure the terms at (default: the run's own; both must be > 0, e.g. to
+    see the BC term a run trained without it would have had)."""
     trainer = copy_run_trainer(run_dir, work)
     try:
         loss = trainer.agent.loss
@@ -97,7 +105,14 @@ def measure(run_dir: Path, batches: int = 8, work: Path = Path("/tmp/actor_gradi
                 "(Tanh-Gaussian) actors are supported."
             )
         loss.train()
-        online, offline = loss.online_coeff, loss.offline_coeff
+        online = loss.online_coeff if online is None else online
+        offline = loss.offline_coeff if offline is None else offline
+        if online <= 0 or offline <= 0:
+            raise ValueError(
+                f"actor_gradients: both coefficients must be > 0 to compare the terms, got online "
+                f"{online}, offline {offline}; pass --online / --offline for a run trained "
+                "without one of them."
+            )
         rows = []
         for _ in range(batches):
             batch = trainer.replay.sample()
@@ -134,9 +149,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--work", type=Path, default=Path("/tmp/actor_gradients"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--online", type=float, default=None, help="DPG coefficient (run's own)")
+    parser.add_argument("--offline", type=float, default=None, help="BC coefficient (run's own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    result = measure(args.run_dir, args.batches, args.work)
+    result = measure(args.run_dir, args.batches, args.work, args.online, args.offline)
     print(f"{args.run_dir} (epoch {result['epoch']}, coefficients {result['coefficients']})")
     print(" ".join(f"{k:>18}" for k in FIELDS))
     for row in [*result["rows"], result["mean"]]:
