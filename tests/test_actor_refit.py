@@ -51,3 +51,20 @@ def test_bad_arguments(tmp_path: Path, benchmark_script: Callable[[str], ModuleT
     with pytest.raises(ValueError, match="not a run copy"):
         refit.refit(run_dir, "joint", updates=1, work=keep)
     assert keep.exists()
+
+
+def test_only_marked_copies_are_replaced(
+    tmp_path: Path, tiny_run: list[str], benchmark_script: Callable[[str], ModuleType]
+) -> None:
+    """A folder holding a real run (config.yaml, no copy marker) is never deleted as --work."""
+    refit = benchmark_script("actor_refit.py")
+    run_dir, other = tmp_path / "seed_0", tmp_path / "seed_1"
+    Trainer(load_config(["env.kwargs.corridor_length=3", *tiny_run]), run_dir).train()
+    Trainer(load_config(["env.kwargs.corridor_length=3", *tiny_run]), other).train()
+    with pytest.raises(ValueError, match="not a run copy"):
+        refit.copy_run_trainer(run_dir, other)
+    assert (other / "config.yaml").exists()
+    work = tmp_path / "work"
+    refit.copy_run_trainer(run_dir, work).close()
+    refit.copy_run_trainer(run_dir, work).close()  # a marked copy is replaced
+    assert (work / refit.COPY_MARKER).exists()

@@ -6,8 +6,9 @@ shrinks as ``1 / popart_sigma`` (a large value scale, e.g. values that differ a 
 tasks of a multi-task problem), while the BC gradient on the action mean grows as ``1 / std**2`` of
 the policy. This script loads a finished run's latest checkpoint (from a copy, with its replay),
 draws ``--batches`` replay batches and reports, per batch, the gradient norm of each term (with
-its coefficient) on the actor head's parameters and on the policy's location (mean) outputs, their
-cosine similarity, the PopArt sigma, the policy's mean std and the filter's accept rate.
+its coefficient) on the actor head's parameters and on the policy's location (pre-tanh mean)
+outputs, their cosine similarities, the PopArt sigma, the policy's mean std (valid tokens) and the
+filter's accept rate; then the means and their standard errors.
 
     python benchmarks/learning/actor_gradients.py benchmarks/learning/results/hcv_ff_k3x50_oracle/seed_0
 
@@ -19,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
+from tensordict import TensorDictBase
 
 from amago_rl.objectives import AMAGOLoss
 
@@ -40,6 +44,7 @@ FIELDS = (
     "loc_grad_dpg",
     "loc_grad_bc",
     "cosine",
+    "loc_cosine",
     "popart_sigma",
     "policy_std",
     "filter_accept_rate",
@@ -47,11 +52,14 @@ FIELDS = (
 
 
 def _term(
-    loss: AMAGOLoss, batch: torch.Tensor, online: float, offline: float
+    loss: AMAGOLoss, batch: TensorDictBase, online: float, offline: float
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """Gradients of the actor loss with the given coefficients: on the head's parameters (flat)
-    and on the policy's location outputs (``[B, L, G, A]``), and the loss diagnostics."""
+    """Gradients of the actor loss with the given coefficients: on the head's parameters (flat,
+    zeros where a parameter got none) and on the policy's location outputs (``[B, L, G, A]``,
+    the online actor's), and diagnostics. Running statistics that a training-mode forward moves
+    (PopArt's, input normalisation's) are put back afterwards."""
     saved = loss.online_coeff, loss.offline_coeff
+    state = {k: v.clone() for k, v in loss.state_dict().items()}
     loss.online_coeff, loss.offline_coeff = online, offline
     head = loss.actor_head
     captured: dict[str, torch.Tensor] = {}
@@ -70,33 +78,45 @@ def _term(
         out = loss(batch.clone())
         out["loss_actor"].backward()
     finally:
-        head.params_from_state = original  # type: ignore[method-assign]
+        del head.params_from_state  # back to the class's method
         loss.online_coeff, loss.offline_coeff = saved
-    grads = [
-        p.grad.flatten() for p in loss.actor_head_params.values(True, True) if p.grad is not None
-    ]
-    flat = torch.cat(grads) if grads else torch.zeros(1)
+        loss.load_state_dict(state)
+    flat = torch.cat(
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+            for p in loss.actor_head_params.values(True, True)
+        ]
+    )
     params = captured["params"]
     loc_grad = params.grad[..., : head.action_dim]
     diag = {
         k: float(out[k].max()) for k in ("popart_sigma", "filter_accept_rate") if k in out.keys()
     }
-    std = params.detach()[..., head.action_dim :]
-    diag["policy_std"] = float(std.mean())
+    mask = batch.get(loss.tensor_keys.mask).reshape(*params.shape[:2], 1, 1).bool()
+    std = params.detach()[..., head.action_dim :]  # [B, L, G, A], bounded to [std_min, std_max]
+    diag["policy_std"] = float(std.masked_select(mask).mean())
     return flat.detach().clone(), loc_grad.detach().clone(), diag
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
 
 
 def measure(
     run_dir: Path,
     batches: int = 8,
-    work: Path = Path("/tmp/actor_gradients"),
+    work: Path | None = None,
     online: float | None = None,
     offline: float | None = None,
+    seed: int = 0,
 ) -> dict:
     """Per-batch rows and their means for the run's latest checkpoint. ``online`` / ``offline``:
     the coefficients to measure the terms at (default: the run's own; both must be > 0, e.g. to
-    see the BC term a run trained without it would have had)."""
-    trainer = copy_run_trainer(run_dir, work)
+    see the BC term a run trained without it would have had). ``work``: where the run is copied
+    (default: a fresh temporary folder, removed afterwards). Both terms of a batch see the same
+    random draws (``seed`` sets them), as in training, where they share one forward pass."""
+    tmp = None if work is not None else tempfile.mkdtemp(prefix="actor_gradients_")
+    trainer = copy_run_trainer(run_dir, work if work is not None else Path(tmp) / "run")
     try:
         loss = trainer.agent.loss
         if loss.actor_head.kind != "continuous":
@@ -113,53 +133,67 @@ def measure(
                 f"{online}, offline {offline}; pass --online / --offline for a run trained "
                 "without one of them."
             )
+        torch.manual_seed(seed)
         rows = []
         for _ in range(batches):
             batch = trainer.replay.sample()
+            rng = torch.get_rng_state()
             g_dpg, l_dpg, diag = _term(loss, batch, online, 0.0)
+            torch.set_rng_state(rng)
             g_bc, l_bc, diag_bc = _term(loss, batch, 0.0, offline)
-            cosine = torch.nn.functional.cosine_similarity(g_dpg, g_bc, dim=0)
             rows.append(
                 {
                     "grad_dpg": float(g_dpg.norm()),
                     "grad_bc": float(g_bc.norm()),
                     "loc_grad_dpg": float(l_dpg.norm()),
                     "loc_grad_bc": float(l_bc.norm()),
-                    "cosine": float(cosine),
+                    "cosine": _cosine(g_dpg, g_bc),
+                    "loc_cosine": _cosine(l_dpg, l_bc),
                     "popart_sigma": diag.get("popart_sigma", float("nan")),
                     "policy_std": diag["policy_std"],
                     "filter_accept_rate": diag_bc.get("filter_accept_rate", float("nan")),
                 }
             )
-        mean = {k: sum(r[k] for r in rows) / len(rows) for k in FIELDS}
+        n = len(rows)
+        mean = {k: sum(r[k] for r in rows) / n for k in FIELDS}
+        sem = {
+            k: (sum((r[k] - mean[k]) ** 2 for r in rows) / max(n - 1, 1) / n) ** 0.5 for k in FIELDS
+        }
         return {
             "run_dir": str(run_dir),
             "epoch": trainer.epoch,
+            "seed": seed,
             "coefficients": {"online": online, "offline": offline},
             "rows": rows,
             "mean": mean,
+            "sem": sem,
         }
     finally:
         trainer.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--batches", type=int, default=8)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/actor_gradients"))
+    parser.add_argument("--work", type=Path, default=None, help="copy of the run (temporary)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--online", type=float, default=None, help="DPG coefficient (run's own)")
     parser.add_argument("--offline", type=float, default=None, help="BC coefficient (run's own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    result = measure(args.run_dir, args.batches, args.work, args.online, args.offline)
+    result = measure(args.run_dir, args.batches, args.work, args.online, args.offline, args.seed)
     print(f"{args.run_dir} (epoch {result['epoch']}, coefficients {result['coefficients']})")
     print(" ".join(f"{k:>18}" for k in FIELDS))
     for row in [*result["rows"], result["mean"]]:
         print(" ".join(f"{row[k]:18.4g}" for k in FIELDS))
+    mean = result["mean"]
     print(
-        f"ratio BC / DPG (head parameters): {result['mean']['grad_bc'] / result['mean']['grad_dpg']:.3g}"
+        f"ratio BC / DPG: head parameters {mean['grad_bc'] / mean['grad_dpg']:.3g}, "
+        f"policy means {mean['loc_grad_bc'] / mean['loc_grad_dpg']:.3g}"
     )
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))

@@ -32,6 +32,8 @@ from amago_rl.config import TrainConfig
 from amago_rl.trainer import Trainer
 
 MODES = ("actor-only", "joint", "joint-detached")
+# Written into every copy: only folders carrying it are ever deleted to make a new copy.
+COPY_MARKER = ".run_copy"
 
 
 def copy_run_trainer(run_dir: Path, work: Path) -> Trainer:
@@ -40,10 +42,11 @@ def copy_run_trainer(run_dir: Path, work: Path) -> Trainer:
     source, target = run_dir.resolve(), work.resolve()
     if target == source or source.is_relative_to(target) or target.is_relative_to(source):
         raise ValueError(f"--work {work} must lie outside the run {run_dir}.")
-    if target.exists() and not (target / "config.yaml").exists():
-        raise ValueError(f"--work {work} exists and is not a run copy; not deleting.")
+    if target.exists() and not (target / COPY_MARKER).exists():
+        raise ValueError(f"--work {work} exists and is not a run copy made here; not deleting.")
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
+    (target / COPY_MARKER).write_text(f"copy of {source}\n")
     merged = OmegaConf.merge(
         OmegaConf.structured(TrainConfig), OmegaConf.load(work / "config.yaml")
     )
