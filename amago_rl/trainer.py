@@ -46,6 +46,7 @@ from amago_rl.experiment import (
 from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
 
 log = logging.getLogger("amago_rl")
+RUN_CONFIG = "config.yaml"  # the resolved config, saved in every run directory
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Trainer:
             seed=cfg.seed,
             window_placement=cfg.replay.window_placement,
         )
-        OmegaConf.save(OmegaConf.structured(cfg), self.run_dir / "config.yaml")
+        OmegaConf.save(OmegaConf.structured(cfg), self.run_dir / RUN_CONFIG)
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")
         self.logger = make_logger(cfg.logger, self.run_dir, cfg.name, asdict(cfg))
         self.epoch = 0
@@ -380,6 +381,15 @@ class Trainer:
                 torch.set_num_threads(self.cfg.threads)
         if not self.eval_env.is_closed:
             self.eval_env.close()
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The resolved :class:`TrainConfig` a :class:`Trainer` saved in ``run_dir`` (``config.yaml``)."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory.")
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

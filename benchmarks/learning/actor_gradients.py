@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -63,22 +64,20 @@ def _term(
     loss.online_coeff, loss.offline_coeff = online, offline
     head = loss.actor_head
     captured: dict[str, torch.Tensor] = {}
-    original = head.params_from_state
 
-    def capture(state: torch.Tensor) -> torch.Tensor:
-        params = original(state)
+    def capture(module: torch.nn.Module, args: Any, out: TensorDictBase) -> None:
+        params = out.get(head.out_key)
         if params.requires_grad and "params" not in captured:  # the online actor, not the target
             params.retain_grad()
             captured["params"] = params
-        return params
 
-    head.params_from_state = capture  # type: ignore[method-assign]
+    hook = head.register_forward_hook(capture)
     try:
         loss.zero_grad(set_to_none=True)
         out = loss(batch.clone())
         out["loss_actor"].backward()
     finally:
-        del head.params_from_state  # back to the class's method
+        hook.remove()
         loss.online_coeff, loss.offline_coeff = saved
         loss.load_state_dict(state)
     flat = torch.cat(

@@ -25,11 +25,9 @@ import shutil
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from amago_rl.collectors import evaluate_policy
-from amago_rl.config import TrainConfig
-from amago_rl.trainer import Trainer
+from amago_rl.trainer import Trainer, load_run_config
 
 MODES = ("actor-only", "joint", "joint-detached")
 # Written into every copy: only folders carrying it are ever deleted to make a new copy.
@@ -47,10 +45,7 @@ def copy_run_trainer(run_dir: Path, work: Path) -> Trainer:
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
     (target / COPY_MARKER).write_text(f"copy of {source}\n")
-    merged = OmegaConf.merge(
-        OmegaConf.structured(TrainConfig), OmegaConf.load(work / "config.yaml")
-    )
-    cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    cfg = load_run_config(target)
     cfg.resume, cfg.trainer.progress = True, False
     return Trainer(cfg, work)
 

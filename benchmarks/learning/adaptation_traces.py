@@ -16,7 +16,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from tensordict.nn import TensorDictModuleBase
 from torchrl.data import Unbounded
 from torchrl.envs import EnvBase, GymWrapper
@@ -34,6 +33,7 @@ from amago_rl.envs.registry import resolve_env
 from amago_rl.envs.wrap import amago_env
 from amago_rl.experiment import Agent, build_agent, env_factory
 from amago_rl.modules.builder import AMAGOModules
+from amago_rl.trainer import load_run_config
 
 TASKS: dict[str, type[gym.Env]] = {
     "meta_frozen_lake": MetaFrozenLake,
@@ -167,10 +167,7 @@ def load_agent(run_dir: Path) -> tuple[TrainConfig, AMAGOModules, int]:
 def load_trained(run_dir: Path) -> tuple[TrainConfig, Agent, int]:
     """The run's config, its agent (modules and loss, incl. PopArt) at the latest checkpoint, and
     that epoch."""
-    schema = OmegaConf.structured(TrainConfig)
-    cfg: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(schema, OmegaConf.load(run_dir / "config.yaml"))
-    )  # type: ignore[assignment]
+    cfg = load_run_config(run_dir)
     state = load_latest(run_dir)
     if state is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoints/latest.pt.")

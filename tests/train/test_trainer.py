@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from amago_rl.checkpoint import load_latest
 from amago_rl.cli import load_config
-from amago_rl.trainer import Trainer
+from amago_rl.trainer import Trainer, load_run_config
 
 SMALL = [
     "trainer.epochs=3",
@@ -61,6 +61,9 @@ def test_two_worker_run_writes_artefacts_and_resumes(tmp_path: Path) -> None:
     assert load_config([*SMALL, "collector.num_workers=2"]) == OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(type(cfg)), OmegaConf.load(tmp_path / "config.yaml"))
     ), "config.yaml must hold the resolved run config"
+    assert load_run_config(tmp_path) == load_config([*SMALL, "collector.num_workers=2"])
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        load_run_config(tmp_path / "replay")
     state = load_latest(tmp_path)
     assert state is not None and state["counters"]["epoch"] == 3
     tokens_before = int(first[-1]["replay/tokens"])
