@@ -101,6 +101,16 @@ def test_velocity_tracking_by_episode(report: ModuleType) -> None:
     assert corr[1] == pytest.approx(1.0)
     assert corr[0] == pytest.approx(np.corrcoef([1, 2, 3], [0, 0, 1])[0, 1])
 
+    # pooled over runs, with each run's own mean velocity kept for the seed-to-seed spread
+    pooled = report.summarize("half_cheetah_vel", [traces[:1], traces[1:]])
+    assert pooled["episode_velocity"]["mean"] == pytest.approx([1 / 3, 2.0])
+    assert pooled["episode_velocity_per_run"] == [
+        pytest.approx([0.0, 1.0]),
+        pytest.approx([0.5, 2.5]),
+    ]
+    table = "\n".join(report._velocity_table({"hcv": pooled}))
+    assert "hcv, mean velocity by episode in each run (m/s): 0.00 / 1.00; 0.50 / 2.50" in table
+
 
 def test_tracer_records_half_cheetah_velocities(traces: ModuleType) -> None:
     pytest.importorskip("mujoco")

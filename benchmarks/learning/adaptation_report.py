@@ -88,6 +88,10 @@ def summarize(env_name: str, per_run: list[list[Trace]]) -> dict[str, Any]:
         out["regret"] = regret_summary(np.stack([t["regret"] for t in pooled]))
     if env_name == "half_cheetah_vel":
         out.update(velocity_tracking(pooled))
+        # seed-to-seed spread: each run's own mean velocity by episode
+        out["episode_velocity_per_run"] = [
+            velocity_tracking(traces)["episode_velocity"]["mean"] for traces in per_run
+        ]
     return out
 
 
@@ -237,6 +241,11 @@ def _velocity_table(runs: dict[str, dict[str, Any]]) -> list[str]:
         ]
         cells += [""] * (width - len(cells))
         lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
+    for label, run in runs.items():
+        per_run = run.get("episode_velocity_per_run", [])
+        if len(per_run) > 1:
+            speeds = "; ".join(" / ".join(f"{v:.2f}" for v in vel) for vel in per_run)
+            lines += ["", f"{label}, mean velocity by episode in each run (m/s): {speeds}"]
     return lines
 
 
