@@ -11,6 +11,13 @@ pose noise, same target); the trial ends with ``truncated`` (it is a time limit,
 Observation ``[17 + 2]`` float32: HalfCheetah's 17 features, then ``[reset_flag, k / K]``; with
 ``observe_target=True`` the target velocity is appended (``[20]``): the task-conditioned "oracle"
 of meta-RL papers, an upper bound that needs no inference of ``v*``. Actions ``Box(-1, 1, [6])``.
+
+What the task tests: with the previous reward and action as inputs (AMAGO's interface), one step
+shows ``|v - v*|``. The forward velocity ``v`` is feature 8 of the observation, so ``v*`` is one of
+``v +- |v - v*|``. For a cheetah at rest only one of the two lies in the task range (99% of steps;
+``benchmarks/learning/hcv_target_from_reward.py``). Even a memoryless agent can therefore adapt
+within the first steps of episode 0. A good agent is flat across a trial's episodes, and the task
+mostly tests locomotion at a commanded speed.
 """
 
 from __future__ import annotations
