@@ -31,6 +31,7 @@ import numpy as np
 from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 
 VELOCITY_FEATURE = 8  # HalfCheetah's observation: 8 joint positions, then qvel (root x first)
+OUTCOMES = ("none", "unique", "two")  # indexed by the number of candidate targets in range
 
 
 def candidate_targets(
@@ -62,7 +63,7 @@ def measure(
     """
     env = HalfCheetahVel(**env_kwargs)
     rng = np.random.default_rng(seed)
-    counts = {"unique": 0, "two": 0, "none": 0}
+    counts = dict.fromkeys(OUTCOMES, 0)
     errors: list[float] = []
     steps = 0
     try:
@@ -75,7 +76,7 @@ def measure(
                 velocity = info["x_velocity"] if use_mean_velocity else float(obs[VELOCITY_FEATURE])
                 found = candidate_targets(velocity, reward, action, env)
                 steps += 1
-                counts[["none", "unique", "two"][len(found)]] += 1
+                counts[OUTCOMES[len(found)]] += 1
                 if len(found) == 1:
                     errors.append(abs(found[0] - info["target_velocity"]))
     finally:
