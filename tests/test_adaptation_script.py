@@ -169,6 +169,47 @@ def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:
     assert [float(i["trace_success"]) for i, e in zip(infos, ends) if e] == [1.0, 0.0]
 
 
+@pytest.mark.parametrize("reset_each_episode", [False, True])
+def test_memory_reset_ablation_marks_every_episode_start(
+    traces: ModuleType, tmp_path: Path, tiny_run: list[str], reset_each_episode: bool
+) -> None:
+    import torch
+    from tensordict import TensorDictBase
+    from tensordict.nn import TensorDictModuleBase
+
+    from amago_rl import keys
+
+    Trainer(load_config(["experiment=meta_frozen_lake_cpu", *tiny_run]), tmp_path).train()
+    cfg, policy, _ = traces.load_run(tmp_path)
+
+    class Recorder(TensorDictModuleBase):
+        """The policy, recording the ``is_init`` flags it is given: ``seen[t]`` is ``[B]``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.seen = policy, []
+            self.in_keys, self.out_keys = policy.in_keys, policy.out_keys
+
+        def forward(self, td: TensorDictBase) -> TensorDictBase:
+            self.seen.append(td[keys.IS_INIT].reshape(-1).clone())
+            return self.inner(td)
+
+    _, make_task = traces.task_factory(cfg.env)
+    env = traces.make_traced_env(make_task, cfg.env.max_episode_steps, 2, seed=0)
+    recorder = Recorder()
+    played = traces.rollout_trials(env, recorder, 2, reset_each_episode)
+    env.close()
+    seen = torch.stack(recorder.seen)  # [T, 2]
+    for row, trace in enumerate(played):
+        flags = seen[: len(trace["episode"]), row].numpy()
+        starts = np.zeros_like(flags)
+        starts[0] = True
+        if reset_each_episode:  # the step after an inner episode ended starts the next one
+            starts[1:] = trace["episode_end"][:-1]
+        assert trace["episode"].max() >= 1, "the trial must hold several episodes"
+        assert (flags == starts).all()
+
+
 def test_script_end_to_end_on_tiny_runs(
     adaptation: ModuleType, tmp_path: Path, tiny_run: list[str]
 ) -> None:

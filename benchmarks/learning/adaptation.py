@@ -78,6 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--num-envs", type=int, default=16, help="trials played in parallel")
     p.add_argument(
+        "--reset-memory-each-episode",
+        action="store_true",
+        help="ablation: wipe the policy's memory at every episode start (nothing carried over)",
+    )
+    p.add_argument(
         "--seed", type=int, default=12345, help="eval env seed (same tasks for all runs)"
     )
     args = p.parse_args(argv)
@@ -94,7 +99,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     groups: dict[str, list[tuple[Path, dict[str, Any]]]] = defaultdict(list)
     for i, run_dir in enumerate(args.run_dir):
-        ev = evaluate_run(run_dir, args.trials, args.num_envs, args.seed, args.sample_actions)
+        ev = evaluate_run(
+            run_dir,
+            args.trials,
+            args.num_envs,
+            args.seed,
+            args.sample_actions,
+            args.reset_memory_each_episode,
+        )
         cfg = ev["cfg"]
         label = args.label[i] if args.label else f"{cfg.env.name}/{cfg.trajectory.name}"
         if groups[label] and groups[label][0][1]["cfg"].env.name != cfg.env.name:
@@ -129,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "trials_per_run": args.trials,
+        "reset_memory_each_episode": args.reset_memory_each_episode,
         "eval_seed": args.seed,
         "runs": runs,
         "baselines": baselines,

@@ -21,6 +21,7 @@ from torchrl.data import Unbounded
 from torchrl.envs import EnvBase, GymWrapper
 from torchrl.envs.gym_like import default_info_dict_reader
 
+from amago_rl import keys
 from amago_rl.checkpoint import load_latest
 from amago_rl.collectors import eval_policy_copy
 from amago_rl.collectors.rollout_policy import reset_policy_memory
@@ -184,19 +185,30 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, TensorDictModuleBase, int]:
     return cfg, modules.policy, epoch
 
 
-def rollout_trials(env: EnvBase, policy: TensorDictModuleBase, num_trials: int) -> list[Trace]:
+def rollout_trials(
+    env: EnvBase, policy: TensorDictModuleBase, num_trials: int, reset_each_episode: bool = False
+) -> list[Trace]:
     """Play ``num_trials`` whole trials: rounds of ``env.batch_size[0]`` trials from a full reset
-    (fresh memory); each row's first trial is kept, later ones are discarded."""
+    (fresh memory); each row's first trial is kept, later ones are discarded.
+
+    ``reset_each_episode`` (an ablation): the policy's memory is also wiped at the first step of
+    every later episode of a trial (``is_init`` set there), so nothing is carried across
+    episodes; the inputs (observation, previous reward / action, time index) are unchanged."""
     batch = env.batch_size[0]
     traces: list[Trace] = []
     while len(traces) < num_trials:
         reset_policy_memory(policy)
         td, steps, active = env.reset(), [], torch.ones(batch, dtype=torch.bool)
         ends = torch.zeros(batch, dtype=torch.long)
+        episode_start = torch.zeros(batch, dtype=torch.bool)
         while active.any():
+            if reset_each_episode:
+                is_init = td[keys.IS_INIT]
+                td[keys.IS_INIT] = is_init | episode_start.reshape(is_init.shape)
             td = policy(td)
             stepped, td = env.step_and_maybe_reset(td)
             nxt = stepped["next"]
+            episode_start = nxt["trace_episode_end"].reshape(batch).bool()
             steps.append(
                 {"reward": nxt["reward"].reshape(batch)} | {k: nxt[k] for k in TRACE_SPECS}
             )
@@ -226,7 +238,12 @@ def episode_outcomes(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_run(
-    run_dir: Path, trials: int, num_envs: int, seed: int, sample_actions: bool | None
+    run_dir: Path,
+    trials: int,
+    num_envs: int,
+    seed: int,
+    sample_actions: bool | None,
+    reset_each_episode: bool = False,
 ) -> dict[str, Any]:
     """Play ``trials`` trials of one run: its task name, checkpoint epoch, config and traces."""
     cfg, actor, epoch = load_run(run_dir)
@@ -235,7 +252,8 @@ def evaluate_run(
     task, make_task = task_factory(cfg.env)
     env = make_traced_env(make_task, cfg.env.max_episode_steps, min(num_envs, trials), seed)
     try:
-        traces = rollout_trials(env, eval_policy_copy(actor, deterministic=not sample), trials)
+        policy = eval_policy_copy(actor, deterministic=not sample)
+        traces = rollout_trials(env, policy, trials, reset_each_episode)
     finally:
         env.close()
     return {"cfg": cfg, "task": task, "epoch": epoch, "sample_actions": sample, "traces": traces}
