@@ -33,9 +33,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any]) -> Path:
     """Write ``checkpoints/epoch_<N>.pt`` and atomically point ``checkpoints/latest.pt`` at it."""
-    folder = run_dir / CKPT_DIR
+    path = checkpoint_path(run_dir, epoch)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"epoch_{epoch:05d}.pt"
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -43,6 +43,20 @@ def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any]) -> Path:
     torch.save({"path": path.name}, latest_tmp)
     os.replace(latest_tmp, folder / LATEST)
     return path
+
+
+def checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    """``run_dir/checkpoints/epoch_<N>.pt``: the checkpoint written after ``epoch`` epochs."""
+    return Path(run_dir) / CKPT_DIR / f"epoch_{epoch:05d}.pt"
+
+
+def load_epoch(run_dir: Path, epoch: int) -> dict[str, Any]:
+    """The checkpoint written after ``epoch`` epochs (an earlier one than ``latest``, e.g.)."""
+    path = checkpoint_path(run_dir, epoch)
+    if not path.exists():
+        kept = sorted(p.name for p in path.parent.glob("epoch_*.pt"))
+        raise FileNotFoundError(f"{path} not found; {run_dir} keeps {kept or 'no checkpoints'}.")
+    return torch.load(path, weights_only=False)
 
 
 def load_latest(run_dir: Path) -> dict[str, Any] | None:

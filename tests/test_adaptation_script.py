@@ -181,6 +181,9 @@ def test_memory_reset_ablation_marks_every_episode_start(
 
     Trainer(load_config(["experiment=meta_frozen_lake_cpu", *tiny_run]), tmp_path).train()
     cfg, policy, _ = traces.load_run(tmp_path)
+    assert traces.load_run(tmp_path, epoch=1)[2] == 1  # a named checkpoint, here the only one
+    with pytest.raises(FileNotFoundError, match=r"keeps \[.epoch_00001\.pt.\]"):
+        traces.load_run(tmp_path, epoch=7)
 
     class Recorder(TensorDictModuleBase):
         """The policy, recording the ``is_init`` flags it is given: ``seen[t]`` is ``[B]``."""

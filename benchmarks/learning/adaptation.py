@@ -78,6 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--num-envs", type=int, default=16, help="trials played in parallel")
     p.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        help="play the checkpoint written after this many epochs (default: the latest)",
+    )
+    p.add_argument(
         "--reset-memory-each-episode",
         action="store_true",
         help="ablation: wipe the policy's memory at every episode start (nothing carried over)",
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.seed,
             args.sample_actions,
             args.reset_memory_each_episode,
+            args.epoch,
         )
         cfg = ev["cfg"]
         label = args.label[i] if args.label else f"{cfg.env.name}/{cfg.trajectory.name}"

@@ -22,7 +22,7 @@ from torchrl.envs import EnvBase, GymWrapper
 from torchrl.envs.gym_like import default_info_dict_reader
 
 from amago_rl import keys
-from amago_rl.checkpoint import load_latest
+from amago_rl.checkpoint import load_epoch, load_latest
 from amago_rl.collectors import eval_policy_copy
 from amago_rl.collectors.rollout_policy import reset_policy_memory
 from amago_rl.config import TrainConfig
@@ -159,17 +159,17 @@ def make_traced_env(
     return env
 
 
-def load_agent(run_dir: Path) -> tuple[TrainConfig, AMAGOModules, int]:
-    """The run's config, its modules with the latest checkpoint's weights, and that epoch."""
-    cfg, agent, epoch = load_trained(run_dir)
+def load_agent(run_dir: Path, epoch: int | None = None) -> tuple[TrainConfig, AMAGOModules, int]:
+    """The run's config, its modules with the checkpoint's weights, and that epoch."""
+    cfg, agent, epoch = load_trained(run_dir, epoch)
     return cfg, agent.modules, epoch
 
 
-def load_trained(run_dir: Path) -> tuple[TrainConfig, Agent, int]:
-    """The run's config, its agent (modules and loss, incl. PopArt) at the latest checkpoint, and
-    that epoch."""
+def load_trained(run_dir: Path, epoch: int | None = None) -> tuple[TrainConfig, Agent, int]:
+    """The run's config, its agent (modules and loss, incl. PopArt) at the checkpoint written after
+    ``epoch`` epochs (default: the latest), and that checkpoint's epoch."""
     cfg = load_run_config(run_dir)
-    state = load_latest(run_dir)
+    state = load_latest(run_dir) if epoch is None else load_epoch(run_dir, epoch)
     if state is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoints/latest.pt.")
     probe = env_factory(cfg, num_envs=1, seed=cfg.seed)()
@@ -179,9 +179,12 @@ def load_trained(run_dir: Path) -> tuple[TrainConfig, Agent, int]:
     return cfg, agent, int(state["counters"]["epoch"])
 
 
-def load_run(run_dir: Path) -> tuple[TrainConfig, TensorDictModuleBase, int]:
-    """The run's config, its actor with the latest checkpoint's weights, and that epoch."""
-    cfg, modules, epoch = load_agent(run_dir)
+def load_run(
+    run_dir: Path, epoch: int | None = None
+) -> tuple[TrainConfig, TensorDictModuleBase, int]:
+    """The run's config, its actor with the checkpoint's weights (default: the latest), and that
+    epoch."""
+    cfg, modules, epoch = load_agent(run_dir, epoch)
     return cfg, modules.policy, epoch
 
 
@@ -244,9 +247,11 @@ def evaluate_run(
     seed: int,
     sample_actions: bool | None,
     reset_each_episode: bool = False,
+    epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Play ``trials`` trials of one run: its task name, checkpoint epoch, config and traces."""
-    cfg, actor, epoch = load_run(run_dir)
+    """Play ``trials`` trials of one run (at the checkpoint of ``epoch``, default the latest): its
+    task name, checkpoint epoch, config and traces."""
+    cfg, actor, epoch = load_run(run_dir, epoch)
     torch.manual_seed(seed)  # the same action-sampling noise for every run
     sample = cfg.trainer.eval_sample_actions if sample_actions is None else sample_actions
     task, make_task = task_factory(cfg.env)
