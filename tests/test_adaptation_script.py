@@ -80,6 +80,36 @@ def test_episode_gain_is_paired_within_a_trial(report: ModuleType) -> None:
     assert out["episode_return"]["se"][1] > 3.0
 
 
+def test_memory_effect_is_paired_per_trial(report: ModuleType) -> None:
+    def trial(returns: list[float], success: list[float] | None = None) -> dict[str, np.ndarray]:
+        """One step per episode, every episode ends."""
+        n = len(returns)
+        return {
+            "reward": np.array(returns),
+            "episode": np.arange(n),
+            "episode_end": np.ones(n, dtype=bool),
+            "success": np.array(success) if success else np.full(n, np.nan),
+        }
+
+    # two tasks far apart; memory adds 2 then 1 in the first, 0 then 3 in the second
+    kept = [trial([1.0, 4.0, 3.0]), trial([10.0, 11.0, 14.0])]
+    wiped = [trial([1.0, 2.0, 2.0]), trial([10.0, 11.0, 11.0])]
+    effect = report.memory_effect(kept, wiped)
+    assert effect["return"]["mean"] == pytest.approx([1.0, 2.0])
+    assert effect["return"]["se"][0] == pytest.approx(np.std([2, 0], ddof=1) / np.sqrt(2))
+    assert effect["episode_0_identical"] and "success" not in effect
+    # a trial whose episode 0 differs was not played the same way: the check says so
+    assert not report.memory_effect([trial([0.0, 1.0])], [trial([5.0, 1.0])])["episode_0_identical"]
+    # success is compared too where the task has one; the shorter trial bounds the columns
+    effect = report.memory_effect([trial([0, 1, 1], [0, 1, 1])], [trial([0, 0], [0, 0])])
+    assert effect["success"]["mean"] == pytest.approx([1.0])
+    assert effect["return"]["n"] == [1]
+    with pytest.raises(ValueError, match="same trials"):
+        report.memory_effect(kept, wiped[:1])
+    table = "\n".join(report._memory_effect_table({"tf": {"memory_effect": effect}}))
+    assert "| tf | yes | 1.000 / 1.000 |" in table
+
+
 def test_velocity_tracking_by_episode(report: ModuleType) -> None:
     def trial(target: float, velocities: list[float]) -> dict[str, np.ndarray]:
         """Two episodes of two steps each, both ended."""
@@ -239,3 +269,15 @@ def test_script_end_to_end_on_tiny_runs(
     assert baselines["thompson"]["final_mean"] < baselines["random"]["final_mean"]
     assert "thompson" in (out / "adaptation.md").read_text()
     assert (out / "adaptation.png").stat().st_size > 0
+
+    # --memory-ablation: each run played as trained and wiped, on the same trials
+    lake_dir = str(tmp_path / "meta_frozen_lake_cpu")
+    args = ["--trials", "2", "--num-envs", "2", "--run-dir", lake_dir, "--label", "lake"]
+    result = adaptation.main([*args, "--memory-ablation", "--out", str(out)])
+    assert result["memory_ablation"] and set(result["runs"]) == {"lake", "lake (memory wiped)"}
+    effect = result["runs"]["lake"]["memory_effect"]
+    assert effect["episode_0_identical"], "episode 0 is played the same both ways"
+    assert effect["return"]["n"] == effect["success"]["n"] == [2, 2, 2]
+    assert "What memory adds" in (out / "adaptation.md").read_text()
+    with pytest.raises(SystemExit):  # the two memory flags exclude each other
+        adaptation.parse_args([*args, "--memory-ablation", "--reset-memory-each-episode"])

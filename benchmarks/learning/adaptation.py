@@ -20,6 +20,12 @@ Supported tasks and what is measured per inner episode (attempt) of a trial:
 - ``bandit``: cumulative expected regret ``sum_t (max_i p_i - p_arm_t)`` against the pull index,
   with ``--thompson`` also for Thompson sampling (Beta(1, 1) priors) and uniform-random pulls.
 
+Memory ablation: ``--reset-memory-each-episode`` wipes the policy's memory at the start of every
+episode of a trial (the inputs are unchanged). ``--memory-ablation`` plays every run both ways on
+the same trials (label ``<label> (memory wiped)`` for the second) and reports, by episode, the
+paired difference of the two returns (and successes): what memory across episodes adds. Episode 0
+is played identically both ways; the report says whether it was.
+
 Outputs in ``--out``: ``adaptation.json`` (everything), ``adaptation.md`` (tables, with the
 command and UTC date) and ``adaptation.png``. Runs with the same ``--label`` (default:
 ``<env>/<trajectory encoder>``) are pooled: trials of all seeds together, plus per-run means.
@@ -49,6 +55,8 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from adaptation_report import (  # noqa: E402
+    WIPED_SUFFIX,
+    memory_effect,
     plot,
     random_regret,
     regret_summary,
@@ -83,10 +91,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="play the checkpoint written after this many epochs (default: the latest)",
     )
-    p.add_argument(
+    memory = p.add_mutually_exclusive_group()
+    memory.add_argument(
         "--reset-memory-each-episode",
         action="store_true",
         help="ablation: wipe the policy's memory at every episode start (nothing carried over)",
+    )
+    memory.add_argument(
+        "--memory-ablation",
+        action="store_true",
+        help="play every run twice on the same trials, as trained and with its memory wiped at "
+        "every episode start, and report the paired difference (what memory adds) by episode",
     )
     p.add_argument(
         "--seed", type=int, default=12345, help="eval env seed (same tasks for all runs)"
@@ -104,22 +119,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(1)
     groups: dict[str, list[tuple[Path, dict[str, Any]]]] = defaultdict(list)
+    # the memory ablation plays each run twice: as trained, then wiped at every episode start
+    modes = [False, True] if args.memory_ablation else [args.reset_memory_each_episode]
     for i, run_dir in enumerate(args.run_dir):
-        ev = evaluate_run(
-            run_dir,
-            args.trials,
-            args.num_envs,
-            args.seed,
-            args.sample_actions,
-            args.reset_memory_each_episode,
-            args.epoch,
-        )
-        cfg = ev["cfg"]
-        label = args.label[i] if args.label else f"{cfg.env.name}/{cfg.trajectory.name}"
-        if groups[label] and groups[label][0][1]["cfg"].env.name != cfg.env.name:
-            raise ValueError(f"adaptation.py: label {label!r} mixes several envs.")
-        groups[label].append((run_dir, ev))
-        print(f"{run_dir} -> {label}: epoch {ev['epoch']}, {len(ev['traces'])} trials")
+        for wiped in modes:
+            ev = evaluate_run(
+                run_dir,
+                args.trials,
+                args.num_envs,
+                args.seed,
+                args.sample_actions,
+                wiped,
+                args.epoch,
+            )
+            cfg = ev["cfg"]
+            label = args.label[i] if args.label else f"{cfg.env.name}/{cfg.trajectory.name}"
+            if args.memory_ablation and wiped:
+                label += WIPED_SUFFIX
+            if groups[label] and groups[label][0][1]["cfg"].env.name != cfg.env.name:
+                raise ValueError(f"adaptation.py: label {label!r} mixes several envs.")
+            groups[label].append((run_dir, ev))
+            print(f"{run_dir} -> {label}: epoch {ev['epoch']}, {len(ev['traces'])} trials")
     runs: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     for label, members in groups.items():
@@ -142,6 +162,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "random": regret_summary(random_regret(*shape)),
                 }
         runs[label] = run
+    if args.memory_ablation:
+        for label in [k for k in groups if not k.endswith(WIPED_SUFFIX)]:
+            runs[label]["memory_effect"] = memory_effect(
+                [t for _, ev in groups[label] for t in ev["traces"]],
+                [t for _, ev in groups[label + WIPED_SUFFIX] for t in ev["traces"]],
+            )
     result = {
         "command": shlex.join(
             ["python", "benchmarks/learning/adaptation.py", *(argv or sys.argv[1:])]
@@ -149,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "trials_per_run": args.trials,
         "reset_memory_each_episode": args.reset_memory_each_episode,
+        "memory_ablation": args.memory_ablation,
         "eval_seed": args.seed,
         "runs": runs,
         "baselines": baselines,

@@ -95,6 +95,36 @@ def summarize(env_name: str, per_run: list[list[Trace]]) -> dict[str, Any]:
     return out
 
 
+WIPED_SUFFIX = " (memory wiped)"
+
+
+def memory_effect(with_memory: list[Trace], wiped: list[Trace]) -> dict[str, Any]:
+    """What memory across episodes adds, paired per trial: the return (and success, where the
+    task has one) of episode ``k >= 1`` as trained minus the same trial's with the memory wiped at
+    every episode start (``[E - 1]`` columns, mean ± s.e. over trials). ``episode_0_identical``
+    checks the pairing: both ways play episode 0 the same, so its returns must match."""
+    if len(with_memory) != len(wiped):
+        raise ValueError(
+            f"memory_effect: {len(with_memory)} trials with memory but {len(wiped)} wiped; "
+            "both must be the same trials."
+        )
+    returns, success, first = [], [], []
+    for a, b in zip(with_memory, wiped, strict=True):
+        (ra, sa), (rb, sb) = episode_outcomes(a), episode_outcomes(b)
+        n = min(len(ra), len(rb))
+        returns.append(ra[1:n] - rb[1:n])
+        success.append(sa[1:n] - sb[1:n])
+        if n:
+            first.append(abs(ra[0] - rb[0]))
+    out: dict[str, Any] = {
+        "return": mean_se(returns),
+        "episode_0_identical": bool(first) and bool(max(first) < 1e-6),
+    }
+    if any(np.isfinite(s).any() for s in success):
+        out["success"] = mean_se(success)
+    return out
+
+
 def velocity_tracking(traces: list[Trace]) -> dict[str, Any]:
     """Half-Cheetah-Vel, by episode index: mean forward velocity, mean speed error ``|v - v*|``
     (mean ± s.e. over trials) and the correlation over trials between the target ``v*`` and the
@@ -188,6 +218,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
                 cells += [""] * (width - len(cells))
                 lines.append(_row(label, run) + "".join(f" {c} |" for c in cells))
             lines += _gain_table(mine)
+            lines += _memory_effect_table(mine)
             lines += _velocity_table(mine)
         lines.append("")
     path.write_text("\n".join(lines))
@@ -211,6 +242,37 @@ def _gain_table(runs: dict[str, dict[str, Any]]) -> list[str]:
         cells = [_fmt(m, s) for m, s in zip(gain["mean"], gain["se"], strict=True)]
         cells += [""] * (width - len(cells))
         lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
+    return lines
+
+
+def _memory_effect_table(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: return (success) as trained minus with memory wiped, by episode."""
+    runs = {k: r for k, r in runs.items() if "memory_effect" in r}
+    if not runs:
+        return []
+    width = max(len(r["memory_effect"]["return"]["mean"]) for r in runs.values())
+    lines = [
+        "",
+        "What memory adds: episode k as trained minus the same trial with the memory wiped at "
+        "every episode start (paired; mean ± s.e. over trials; return, then success where the "
+        "task has one):",
+        "",
+        "| label | episode 0 identical |" + "".join(f" ep {k} |" for k in range(1, width + 1)),
+        "|---" * (2 + width) + "|",
+    ]
+    for label, run in runs.items():
+        effect = run["memory_effect"]
+        cells = []
+        for i, (m, s) in enumerate(
+            zip(effect["return"]["mean"], effect["return"]["se"], strict=True)
+        ):
+            cell = _fmt(m, s)
+            if "success" in effect:
+                cell += f" / {_fmt(effect['success']['mean'][i], effect['success']['se'][i])}"
+            cells.append(cell)
+        cells += [""] * (width - len(cells))
+        same = "yes" if effect["episode_0_identical"] else "**no (not paired)**"
+        lines.append(f"| {label} | {same} |" + "".join(f" {c} |" for c in cells))
     return lines
 
 
