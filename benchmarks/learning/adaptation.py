@@ -23,8 +23,10 @@ Supported tasks and what is measured per inner episode (attempt) of a trial:
 Memory ablation: ``--reset-memory-each-episode`` wipes the policy's memory at the start of every
 episode of a trial (the inputs are unchanged). ``--memory-ablation`` plays every run both ways on
 the same trials (label ``<label> (memory wiped)`` for the second) and reports, by episode, the
-paired difference of the two returns (and successes): what memory across episodes adds. Episode 0
-is played identically both ways; the report says whether it was.
+paired difference of the two returns (and successes): what memory across episodes adds. When all
+trials have one length (Half-Cheetah-Vel, the bandit) both ways replay the same tasks with the same
+action noise and episode 0 is identical; when lengths vary (Meta Frozen Lake, Dark Key-Door), trials
+after the first ``--num-envs`` start from other draws. The report says which.
 
 Outputs in ``--out``: ``adaptation.json`` (everything), ``adaptation.md`` (tables, with the
 command and UTC date) and ``adaptation.png``. Runs with the same ``--label`` (default:

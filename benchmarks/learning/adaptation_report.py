@@ -102,7 +102,9 @@ def memory_effect(with_memory: list[Trace], wiped: list[Trace]) -> dict[str, Any
     """What memory across episodes adds, paired per trial: the return (and success, where the
     task has one) of episode ``k >= 1`` as trained minus the same trial's with the memory wiped at
     every episode start (``[E - 1]`` columns, mean ± s.e. over trials). ``episode_0_identical``
-    checks the pairing: both ways play episode 0 the same, so its returns must match."""
+    says whether the pairing is exact (both ways play episode 0 the same). It is when all trials
+    have one length; when they vary, ``rollout_trials``' later rounds start from other task and
+    noise draws, and the pairs share less (the s.e. of the differences still holds)."""
     if len(with_memory) != len(wiped):
         raise ValueError(
             f"memory_effect: {len(with_memory)} trials with memory but {len(wiped)} wiped; "
@@ -255,7 +257,9 @@ def _memory_effect_table(runs: dict[str, dict[str, Any]]) -> list[str]:
         "",
         "What memory adds: episode k as trained minus the same trial with the memory wiped at "
         "every episode start (paired; mean ± s.e. over trials; return, then success where the "
-        "task has one):",
+        "task has one). Episode 0 is replayed identically when every trial has the same length "
+        "(tasks and action noise match); otherwise later rounds of trials differ in both, and "
+        "the difference and its s.e. stay valid but less precise:",
         "",
         "| label | episode 0 identical |" + "".join(f" ep {k} |" for k in range(1, width + 1)),
         "|---" * (2 + width) + "|",
@@ -271,7 +275,7 @@ def _memory_effect_table(runs: dict[str, dict[str, Any]]) -> list[str]:
                 cell += f" / {_fmt(effect['success']['mean'][i], effect['success']['se'][i])}"
             cells.append(cell)
         cells += [""] * (width - len(cells))
-        same = "yes" if effect["episode_0_identical"] else "**no (not paired)**"
+        same = "yes" if effect["episode_0_identical"] else "no"
         lines.append(f"| {label} | {same} |" + "".join(f" {c} |" for c in cells))
     return lines
 
