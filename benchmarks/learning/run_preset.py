@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 
 @dataclass
 class SeedResult:
@@ -114,6 +116,31 @@ def summarise_seed(seed: int, run_dir: Path, threshold: float, status: str) -> S
         if hit:
             result.first_hit = {k: v for k, v in result.evals[hit[0]].items()}
     return result
+
+
+def planned_epochs(run_dir: Path) -> int | None:
+    """``trainer.epochs`` of the run's saved ``config.yaml`` (None when there is none)."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return None
+    return int(OmegaConf.load(path).trainer.epochs)
+
+
+def infer_status(
+    result: SeedResult, threshold: float, stop_after_evals: int, planned: int | None
+) -> str:
+    """How a run this script did not launch ended, from its metrics: ``"ended"`` when it ran all
+    its ``planned`` epochs, ``"stopped at threshold"`` when it stopped early right after the hits
+    ``--stop-at-threshold`` waits for, else ``"interrupted"`` (stopped early for another reason)
+    or, with no planned count known, ``"ran on past threshold"`` / ``"ended"``."""
+    if planned is not None and result.epochs_run >= planned:
+        return "ended"
+    n_hits = len(hits(result.evals, threshold))
+    if result.first_hit is not None and n_hits <= 1 + stop_after_evals:
+        return "stopped at threshold"
+    if planned is not None:
+        return "interrupted"
+    return "ran on past threshold" if result.first_hit else "ended"
 
 
 def _default_sigint() -> None:
@@ -340,15 +367,8 @@ def main() -> None:
     ]
     for r in results:
         if not r.status:  # aggregate-only over runs this script did not launch
-            n_hits = len(hits(r.evals, args.threshold))
-            stopped = r.first_hit is not None and n_hits <= 1 + args.stop_after_evals
-            r.status = (
-                "stopped at threshold"
-                if stopped
-                else "ran on past threshold"
-                if r.first_hit
-                else "ended"
-            )
+            planned = planned_epochs(out / f"seed_{r.seed}")
+            r.status = infer_status(r, args.threshold, args.stop_after_evals, planned)
     summary = {
         "name": out.name,
         "preset": args.preset,
