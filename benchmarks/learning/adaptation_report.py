@@ -226,25 +226,30 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     path.write_text("\n".join(lines))
 
 
+def _table(intro: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown lines: a blank line, ``intro``, a blank line, then the table (rows padded to the
+    header's width)."""
+    lines = ["", intro, "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(row + [""] * (len(header) - len(row))) + " |")
+    return lines
+
+
 def _gain_table(runs: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown lines: return of episode k minus episode 0 of the same trial (mean ± s.e.)."""
     width = max((len(run["episode_gain"]["mean"]) for run in runs.values()), default=0)
     if width == 0:
         return []
-    lines = [
-        "",
-        "Return of episode k minus episode 0 of the same trial (paired; mean ± s.e. over trials "
-        "that finished episode k):",
-        "",
-        "| label |" + "".join(f" ep {k} - ep 0 |" for k in range(1, width + 1)),
-        "|---" * (1 + width) + "|",
-    ]
+    rows = []
     for label, run in runs.items():
         gain = run["episode_gain"]
-        cells = [_fmt(m, s) for m, s in zip(gain["mean"], gain["se"], strict=True)]
-        cells += [""] * (width - len(cells))
-        lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
-    return lines
+        rows.append([label, *(_fmt(m, s) for m, s in zip(gain["mean"], gain["se"], strict=True))])
+    return _table(
+        "Return of episode k minus episode 0 of the same trial (paired; mean ± s.e. over trials "
+        "that finished episode k):",
+        ["label", *(f"ep {k} - ep 0" for k in range(1, width + 1))],
+        rows,
+    )
 
 
 def _memory_effect_table(runs: dict[str, dict[str, Any]]) -> list[str]:
@@ -253,31 +258,26 @@ def _memory_effect_table(runs: dict[str, dict[str, Any]]) -> list[str]:
     if not runs:
         return []
     width = max(len(r["memory_effect"]["return"]["mean"]) for r in runs.values())
-    lines = [
-        "",
+    rows = []
+    for label, run in runs.items():
+        effect = run["memory_effect"]
+        row = [label, "yes" if effect["episode_0_identical"] else "no"]
+        ret = effect["return"]
+        for i, (m, s) in enumerate(zip(ret["mean"], ret["se"], strict=True)):
+            cell = _fmt(m, s)
+            if "success" in effect:
+                cell += f" / {_fmt(effect['success']['mean'][i], effect['success']['se'][i])}"
+            row.append(cell)
+        rows.append(row)
+    return _table(
         "What memory adds: episode k as trained minus the same trial with the memory wiped at "
         "every episode start (paired; mean ± s.e. over trials; return, then success where the "
         "task has one). Episode 0 is replayed identically when every trial has the same length "
         "(tasks and action noise match); otherwise later rounds of trials differ in both, and "
         "the difference and its s.e. stay valid but less precise:",
-        "",
-        "| label | episode 0 identical |" + "".join(f" ep {k} |" for k in range(1, width + 1)),
-        "|---" * (2 + width) + "|",
-    ]
-    for label, run in runs.items():
-        effect = run["memory_effect"]
-        cells = []
-        for i, (m, s) in enumerate(
-            zip(effect["return"]["mean"], effect["return"]["se"], strict=True)
-        ):
-            cell = _fmt(m, s)
-            if "success" in effect:
-                cell += f" / {_fmt(effect['success']['mean'][i], effect['success']['se'][i])}"
-            cells.append(cell)
-        cells += [""] * (width - len(cells))
-        same = "yes" if effect["episode_0_identical"] else "no"
-        lines.append(f"| {label} | {same} |" + "".join(f" {c} |" for c in cells))
-    return lines
+        ["label", "episode 0 identical", *(f"ep {k}" for k in range(1, width + 1))],
+        rows,
+    )
 
 
 def _velocity_table(runs: dict[str, dict[str, Any]]) -> list[str]:
@@ -286,27 +286,29 @@ def _velocity_table(runs: dict[str, dict[str, Any]]) -> list[str]:
     if not runs:
         return []
     width = max(len(r["episode_speed_error"]["mean"]) for r in runs.values())
-    lines = [
-        "",
-        "Mean |v - v*| / mean velocity v (m/s, mean ± s.e. over trials) / correlation of v with "
-        "the target v* over trials, by episode:",
-        "",
-        "| label |" + "".join(f" ep {i} |" for i in range(width)),
-        "|---" * (1 + width) + "|",
-    ]
+    rows = []
     for label, run in runs.items():
         err, vel, corr = (
             run["episode_speed_error"],
             run["episode_velocity"],
             run["velocity_target_corr"],
         )
-        cells = [
-            f"{_fmt(err['mean'][i], err['se'][i])} / {_fmt(vel['mean'][i], vel['se'][i])} / "
-            f"{corr[i]:.2f}"
-            for i in range(len(err["mean"]))
-        ]
-        cells += [""] * (width - len(cells))
-        lines.append(f"| {label} |" + "".join(f" {c} |" for c in cells))
+        rows.append(
+            [
+                label,
+                *(
+                    f"{_fmt(err['mean'][i], err['se'][i])} / {_fmt(vel['mean'][i], vel['se'][i])} / "
+                    f"{corr[i]:.2f}"
+                    for i in range(len(err["mean"]))
+                ),
+            ]
+        )
+    lines = _table(
+        "Mean |v - v*| / mean velocity v (m/s, mean ± s.e. over trials) / correlation of v with "
+        "the target v* over trials, by episode:",
+        ["label", *(f"ep {i}" for i in range(width))],
+        rows,
+    )
     for label, run in runs.items():
         per_run = run.get("episode_velocity_per_run", [])
         if len(per_run) > 1:
