@@ -124,16 +124,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # the memory ablation plays each run twice: as trained, then wiped at every episode start
     modes = [False, True] if args.memory_ablation else [args.reset_memory_each_episode]
     for i, run_dir in enumerate(args.run_dir):
-        for wiped in modes:
-            ev = evaluate_run(
-                run_dir,
-                args.trials,
-                args.num_envs,
-                args.seed,
-                args.sample_actions,
-                wiped,
-                args.epoch,
-            )
+        played = evaluate_run(
+            run_dir, args.trials, args.num_envs, args.seed, args.sample_actions, modes, args.epoch
+        )
+        for wiped, ev in zip(modes, played, strict=True):
             cfg = ev["cfg"]
             label = args.label[i] if args.label else f"{cfg.env.name}/{cfg.trajectory.name}"
             if args.memory_ablation and wiped:

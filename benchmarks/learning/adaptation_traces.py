@@ -9,7 +9,7 @@ per-episode returns and successes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,19 +246,26 @@ def evaluate_run(
     num_envs: int,
     seed: int,
     sample_actions: bool | None,
-    reset_each_episode: bool = False,
+    reset_each_episode: Sequence[bool] = (False,),
     epoch: int | None = None,
-) -> dict[str, Any]:
-    """Play ``trials`` trials of one run (at the checkpoint of ``epoch``, default the latest): its
-    task name, checkpoint epoch, config and traces."""
+) -> list[dict[str, Any]]:
+    """Play ``trials`` trials of one run (at the checkpoint of ``epoch``, default the latest), once
+    per entry of ``reset_each_episode`` (see :func:`rollout_trials`), each time on the same tasks
+    with the same action noise; the checkpoint is loaded once. One result per entry: task name,
+    checkpoint epoch, config, whether actions were sampled, and the traces."""
     cfg, actor, epoch = load_run(run_dir, epoch)
-    torch.manual_seed(seed)  # the same action-sampling noise for every run
     sample = cfg.trainer.eval_sample_actions if sample_actions is None else sample_actions
     task, make_task = task_factory(cfg.env)
-    env = make_traced_env(make_task, cfg.env.max_episode_steps, min(num_envs, trials), seed)
-    try:
-        policy = eval_policy_copy(actor, deterministic=not sample)
-        traces = rollout_trials(env, policy, trials, reset_each_episode)
-    finally:
-        env.close()
-    return {"cfg": cfg, "task": task, "epoch": epoch, "sample_actions": sample, "traces": traces}
+    policy = eval_policy_copy(actor, deterministic=not sample)
+    results = []
+    for wiped in reset_each_episode:
+        torch.manual_seed(seed)  # the same action-sampling noise for every run and mode
+        env = make_traced_env(make_task, cfg.env.max_episode_steps, min(num_envs, trials), seed)
+        try:
+            traces = rollout_trials(env, policy, trials, wiped)
+        finally:
+            env.close()
+        results.append(
+            {"cfg": cfg, "task": task, "epoch": epoch, "sample_actions": sample, "traces": traces}
+        )
+    return results
