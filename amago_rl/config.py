@@ -144,5 +144,7 @@ class TrainConfig:
     # threads share a 2-core machine with env stepping (TORCHRL_NOTES §3). None: torch's default.
     threads: int | None = 1
     run_dir: str | None = None
-    resume: bool = False
+    # true: continue the run in run_dir (an error if it holds no checkpoint); auto: continue if
+    # it does, else start there; false: start a new run (amago_rl/run_config.py).
+    resume: bool | str = False
     name: str = "amago"

@@ -43,10 +43,10 @@ from amago_rl.experiment import (
     stored_obs_keys,
     stream_seed,
 )
+from amago_rl.run_config import RUN_CONFIG, check_resumable
 from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
 
 log = logging.getLogger("amago_rl")
-RUN_CONFIG = "config.yaml"  # the resolved config, saved in every run directory
 
 
 @dataclass
@@ -88,6 +88,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        resuming = check_resumable(self.run_dir, cfg.resume)  # before anything is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
@@ -137,10 +138,12 @@ class Trainer:
         self.updates = 0
         self.wall_time = 0.0
         self.in_progress: EpochProgress | None = None  # set from collection to the epoch's end
-        if cfg.resume:
+        if resuming:
             self._resume()
         self.collector = None
         self._stop_requested = False
+        self.interrupted = False  # the last train() stopped on Ctrl-C
+        self.last_checkpoint: Path | None = None
 
     # ------------------------------------------------------------------ Ctrl-C
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -191,6 +194,7 @@ class Trainer:
         except KeyboardInterrupt:
             self._stop_requested = True
         finally:
+            self.interrupted = self._stop_requested
             if self._stop_requested:
                 log.warning(
                     "Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch
@@ -343,13 +347,12 @@ class Trainer:
 
     def save(self) -> Path:
         self.replay.save()
-        return save_checkpoint(self.run_dir, self.epoch, self.state_dict())
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.epoch, self.state_dict())
+        return self.last_checkpoint
 
     def _resume(self) -> None:
         state = load_latest(self.run_dir)
-        if state is None:
-            log.warning("resume=true but %s holds no checkpoint: starting fresh.", self.run_dir)
-            return
+        assert state is not None, "check_resumable found the checkpoint"
         a = self.agent
         a.loss.load_state_dict(state["loss"])
         a.optimizer.load_state_dict(state["optimizer"])
@@ -381,15 +384,6 @@ class Trainer:
                 torch.set_num_threads(self.cfg.threads)
         if not self.eval_env.is_closed:
             self.eval_env.close()
-
-
-def load_run_config(run_dir: Path) -> TrainConfig:
-    """The resolved :class:`TrainConfig` a :class:`Trainer` saved in ``run_dir`` (``config.yaml``)."""
-    path = Path(run_dir) / RUN_CONFIG
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory.")
-    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

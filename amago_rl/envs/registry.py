@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -174,13 +176,33 @@ def resolve_env(name: str) -> EnvFactory:
     raise _unknown(name)
 
 
+def _import_module(module_name: str) -> Any:
+    """Import ``module_name``, also from the working directory (as ``python -m`` would): a
+    console script such as ``amago-train`` has its own folder, not the caller's, on ``sys.path``."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        cwd = os.getcwd()
+        top = module_name.split(".")[0]
+        if err.name != top or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)  # kept: collector workers import the factory again
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            sys.path.remove(cwd)
+            raise err from None
+
+
 def _import_factory(path: str) -> EnvFactory:
     module_name, _, attr = path.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_module(module_name)
     except ImportError as err:
         raise ImportError(
-            f"make_env: cannot import module {module_name!r} of env factory {path!r}: {err}"
+            f"make_env: cannot import module {module_name!r} of env factory {path!r}: {err}. "
+            "Install your package (pip install -e <its folder>), or run from the folder that "
+            "holds it, or add that folder to PYTHONPATH."
         ) from err
     factory = getattr(module, attr, None)
     if not callable(factory):

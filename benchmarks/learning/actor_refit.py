@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from amago_rl.collectors import evaluate_policy
-from amago_rl.trainer import Trainer, load_run_config
+from amago_rl.run_config import load_run_config
+from amago_rl.trainer import Trainer
 
 MODES = ("actor-only", "joint", "joint-detached")
 # Written into every copy: only folders carrying it are ever deleted to make a new copy.

@@ -34,7 +34,7 @@ from amago_rl.envs.registry import resolve_env
 from amago_rl.envs.wrap import amago_env
 from amago_rl.experiment import Agent, build_agent, env_factory
 from amago_rl.modules.builder import AMAGOModules
-from amago_rl.trainer import load_run_config
+from amago_rl.run_config import load_run_config
 
 TASKS: dict[str, type[gym.Env]] = {
     "meta_frozen_lake": MetaFrozenLake,

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 
 from amago_rl.checkpoint import load_latest
 from amago_rl.cli import load_config
-from amago_rl.trainer import Trainer, load_run_config
+from amago_rl.run_config import load_run_config
+from amago_rl.trainer import Trainer
 
 SMALL = [
     "trainer.epochs=3",
