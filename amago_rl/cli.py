@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -24,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from amago_rl.config import TrainConfig
+from amago_rl.errors import SetupError
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
@@ -46,6 +48,14 @@ def _quiet_libraries() -> None:
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def _run(cfg: DictConfig) -> None:
+    try:
+        _train(cfg)
+    except SetupError as err:  # a missing optional package or GPU: the message says what to do
+        print(f"amago-train: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _train(cfg: DictConfig) -> None:
     _quiet_libraries()
     from amago_rl.trainer import Trainer
 
