@@ -26,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from amago_rl.config import TrainConfig
+from amago_rl.errors import SetupError
 from amago_rl.overrides import (
     UnknownConfigKeyError,
     check_config_keys,
@@ -45,6 +46,7 @@ if not OmegaConf.has_resolver("amago_or"):
 # Errors of a config or a setup, raised before training starts: printed as one paragraph with what
 # to do (exit status 1), without a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
+    SetupError,
     UnknownConfigKeyError,
     FileNotFoundError,
     ImportError,
@@ -136,7 +138,10 @@ def _run(cfg: DictConfig) -> None:
     except USER_ERRORS as err:
         sys.exit(f"amago-train: error: {err}")
     print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
-    trainer.train()
+    try:
+        trainer.train()
+    except SetupError as err:  # e.g. a CUDA-only kernel at the first rollout step
+        sys.exit(f"amago-train: error: {err}")
     print(_report(trainer, run_dir))
 
 

@@ -34,9 +34,46 @@ def require_entry(td: TensorDictBase, key: object, where: str) -> torch.Tensor:
     return value
 
 
-def require_optional(package: str, extra: str, feature: str) -> ImportError:
+# What the setup.py of flash-attn / mamba-ssm import besides torch, needed when the build is not
+# isolated (ninja: parallel compilation).
+BUILD_TOOLS = "packaging wheel ninja"
+
+
+class SetupError(Exception):
+    """The installation or the hardware cannot run the requested feature (a missing optional
+    package, no CUDA device). The message says what to do; ``amago-train`` prints only the
+    message, without a traceback."""
+
+
+class OptionalDependencyError(SetupError, ImportError):
+    """An optional package is not installed (an ``ImportError``)."""
+
+
+class CUDARequiredError(SetupError, RuntimeError):
+    """A feature that only has CUDA kernels was asked to run without a CUDA device."""
+
+
+def require_optional(package: str, extra: str, feature: str) -> OptionalDependencyError:
     """An ``ImportError`` naming the pip extra that provides an optional package."""
-    return ImportError(
+    return OptionalDependencyError(
         f"{feature} needs the optional package '{package}', which is not installed. "
         f'Install it with: pip install -e ".[{extra}]"  (or pip install amago-rl[{extra}]).'
+    )
+
+
+def require_cuda_package(
+    package: str, feature: str, *, install: str, alternative: str
+) -> OptionalDependencyError:
+    """An ``ImportError`` for a package that compiles CUDA kernels when installed (flash-attn,
+    mamba-ssm): its ``setup.py`` imports torch, so it must be installed with
+    ``--no-build-isolation`` on top of a CUDA torch; ``install`` is the pip argument list and
+    ``alternative`` the CPU-friendly setting to suggest."""
+    return OptionalDependencyError(
+        f"{feature} needs the optional package '{package}', which is not installed. It compiles "
+        "CUDA kernels at install time, so it needs Linux, an NVIDIA GPU, the CUDA toolkit (nvcc) "
+        "and a CUDA build of torch installed first; then run:\n"
+        f"    pip install {BUILD_TOOLS}\n"
+        f"    pip install {install} --no-build-isolation\n"
+        "(a plain `pip install` of it fails with \"No module named 'torch'\": pip builds it in an "
+        f"isolated env without torch). Without a CUDA GPU use {alternative}."
     )

@@ -135,6 +135,8 @@ def make_env(
 def _batched(factory: EnvFactory, kwargs: dict[str, Any], num_envs: int, device: Any) -> EnvBase:
     from torchrl.envs import GymWrapper
 
+    from amago_rl.envs.wrap import wrap_vector_env
+
     first = factory(**kwargs)
     if isinstance(first, EnvBase):
         if num_envs == 1:
@@ -150,7 +152,7 @@ def _batched(factory: EnvFactory, kwargs: dict[str, Any], num_envs: int, device:
         return GymWrapper(first, device=device)
     fns = [lambda: first] + [lambda: factory(**kwargs)] * (num_envs - 1)
     vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
-    return GymWrapper(vec, device=device)
+    return wrap_vector_env(vec, device)
 
 
 def resolve_env(name: str) -> EnvFactory:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium
 import torch
-from torchrl.data import Bounded, TensorSpec
+from torchrl.data import Binary, Bounded, TensorSpec
 from torchrl.envs import (
     Compose,
     DoubleToFloat,
@@ -112,10 +112,24 @@ def _to_torchrl(
                 "autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED so TorchRL controls "
                 "resets (e.g. SyncVectorEnv([...], autoreset_mode=AutoresetMode.DISABLED))."
             )
-        return GymWrapper(env, device=device)
+        return wrap_vector_env(env, device)
     if isinstance(env, gymnasium.Env):
         return GymWrapper(env, device=device)
     raise TypeError(
         f"amago_env: expected a gymnasium env id, a gymnasium Env / VectorEnv or a TorchRL "
         f"EnvBase, got {type(env).__name__}."
     )
+
+
+def wrap_vector_env(env: gymnasium.vector.VectorEnv, device: str | torch.device) -> GymWrapper:
+    """``GymWrapper(env)``, with a ``Binary`` action spec [N, n] when each env's action space is
+    ``MultiBinary(n)``: gymnasium batches that space into ``Box(0, 1, (N, n), int8)``, which
+    TorchRL reads as a bounded integer spec (a single ``MultiBinary`` env gives ``Binary``)."""
+    wrapped = GymWrapper(env, device=device)
+    single = getattr(env, "single_action_space", None)
+    if isinstance(single, gymnasium.spaces.MultiBinary):
+        spec = wrapped.action_spec
+        wrapped.action_spec = Binary(
+            n=single.shape[-1], shape=spec.shape, device=spec.device, dtype=spec.dtype
+        )
+    return wrapped

@@ -13,9 +13,16 @@ Deliberate choice: ``t / rollout_horizon`` is clipped at 1 so trials longer than
 ``eps_end(g)`` instead of going negative (the reference does not say; within the horizon the
 formulas are identical).
 
-Actions: one-hot (or integer) discrete -> with probability ``eps`` a uniformly random action
-(which may equal the greedy one); continuous -> ``a + eps * N(0, I)`` clipped to the spec bounds
-(``[-1, 1]`` for AMAGO envs); multi-binary -> not supported (``TypeError``).
+Actions (the same ``eps`` schedules for every kind):
+
+- one-hot (or integer) discrete: with probability ``eps`` per env, a uniformly random action
+  (which may equal the greedy one);
+- continuous: ``a + eps * N(0, I)`` clipped to the spec bounds (``[-1, 1]`` for AMAGO envs);
+- multi-binary ``{0, 1}^A``: with probability ``eps`` per env, the whole action vector is replaced
+  by a uniformly random one (each bit an independent fair coin, so it may equal the greedy one,
+  with probability ``2^-A``). Deliberate choice: AMAGO refuses MultiBinary in its exploration
+  wrappers ("use a custom wrapper"); this is its discrete rule applied to the ``2^A`` joint
+  actions, so ``eps`` keeps its meaning (the probability of a random action, not of a random bit).
 Active only when the exploration type is RANDOM (or unset, as in TorchRL's ``EGreedyModule``);
 under ``set_exploration_type(DETERMINISTIC)`` the action passes through unchanged.
 """
@@ -48,7 +55,8 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
         eps_end_start, eps_end_end: eps at ``rollout_horizon``, annealed over ``steps_anneal``.
         steps_anneal: global steps of the linear anneal.
         randomize_eps: per-env multiplier ``m ~ U[0, 1)`` resampled at every ``is_init``.
-        action_key: action entry, read and overwritten, [*B, A] (or [*B] integers).
+        action_key: action entry, read and overwritten, [*B, A] (one-hot, continuous or
+            multi-binary) or [*B] (integers).
         time_idx_key: in-trial step [*B, 1] int (not read when ``rollout_horizon`` is inf).
         is_init_key: reset flag [*B, 1] bool (read only with ``randomize_eps``).
         eps_key: if given, the eps used for each env is written there ([*B, 1]) for logging.
@@ -80,12 +88,6 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
             raise ValueError(f"steps_anneal must be > 0, got {steps_anneal}.")
         leaf = _action_leaf(spec, action_key)
         kind, num_actions = classify_action_spec(leaf, action_key, batch_dims=_batch_dims(leaf))
-        if kind is ActionKind.BINARY:
-            raise TypeError(
-                f"{type(self).__name__} does not support multi-binary actions ({action_key!r} "
-                "has a Binary spec): AMAGO defines epsilon-greedy for discrete and continuous "
-                "actions only. Use no exploration module (the Bernoulli actor samples already)."
-            )
         if kind is ActionKind.CONTINUOUS:
             if not isinstance(leaf, Bounded):
                 raise TypeError(
@@ -174,20 +176,23 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
             action = torch.maximum(torch.minimum(noisy, high), low)
         else:
             explore = torch.rand(*batch, 1, device=action.device) < eps  # [*B, 1]
-            action = self._random_discrete(action, explore)
+            action = self._replace_by_random(action, explore)
         tensordict.set(self.action_key, action)
         if self.eps_key is not None:
             tensordict.set(self.eps_key, eps)
         return tensordict
 
-    def _random_discrete(self, action: torch.Tensor, explore: torch.Tensor) -> torch.Tensor:
-        """Replace the rows where ``explore`` [*B, 1] is True by a uniformly random action."""
-        if self.kind is ActionKind.ONE_HOT:  # action [*B, n]
+    def _replace_by_random(self, action: torch.Tensor, explore: torch.Tensor) -> torch.Tensor:
+        """Replace the rows where ``explore`` [*B, 1] is True by a uniformly random action of
+        the same shape and dtype: one-hot [*B, n], integer [*B] or multi-binary [*B, A]."""
+        if self.kind is ActionKind.ONE_HOT:
             index = torch.randint(self.num_actions, action.shape[:-1], device=action.device)
             random = torch.nn.functional.one_hot(index, self.num_actions).to(action.dtype)
             return torch.where(explore, random, action)
-        # Integer actions [*B].
-        random = torch.randint_like(action, self.num_actions)
+        if self.kind is ActionKind.BINARY:  # every bit uniform in {0, 1}: uniform over {0, 1}^A
+            random = torch.randint(2, action.shape, device=action.device).to(action.dtype)
+            return torch.where(explore, random, action)
+        random = torch.randint_like(action, self.num_actions)  # integer actions [*B]
         return torch.where(explore.reshape(action.shape), random, action)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from tensordict import TensorDict
+from torchrl.data import Binary
 from torchrl.envs import GymEnv, GymWrapper, ParallelEnv, SerialEnv, TransformedEnv
 from torchrl.envs.utils import check_env_specs
 
@@ -188,6 +189,21 @@ def test_multibinary_prev_action() -> None:
     r = env.rollout(2, scripted_policy([[1, 0, 1], [0, 1, 1]]))
     assert r["next", "prev_action"].tolist() == [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
     assert r["prev_action"].dtype == torch.float32
+
+
+def test_multibinary_vector_env_keeps_a_binary_spec() -> None:
+    # gymnasium batches MultiBinary(3) into Box(0, 1, (2, 3), int8); amago_env must still see the
+    # multi-binary kind (a bounded integer spec would be rejected).
+    inners = [ScriptedEnv(action_space=gym.spaces.MultiBinary(3), length=5) for _ in range(2)]
+    vec = gym.vector.SyncVectorEnv(
+        [lambda e=e: e for e in inners], autoreset_mode=gym.vector.AutoresetMode.DISABLED
+    )
+    env = amago_env(vec)
+    assert isinstance(env.action_spec, Binary) and env.action_spec.shape == (2, 3)
+    check_env_specs(env)
+    r = env.rollout(2, scripted_policy([[1, 0, 1], [0, 1, 1]]))
+    assert r["next", "prev_action"][0].tolist() == [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
+    assert [a.tolist() for a in inners[1].received[-2:]] == [[1, 0, 1], [0, 1, 1]]
 
 
 def test_dict_observation() -> None:

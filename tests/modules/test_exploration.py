@@ -151,9 +151,79 @@ def test_step_counter_in_state_dict() -> None:
     assert restored.eps_bounds() == module.eps_bounds()
 
 
+def binary_td(batch: int, greedy: torch.Tensor, time_idx: int = 0) -> TensorDict:
+    return TensorDict(
+        action=greedy.expand(batch, -1).clone(),
+        time_idx=torch.full((batch, 1), time_idx),
+        is_init=torch.ones(batch, 1, dtype=torch.bool),
+        batch_size=[batch],
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int8])
+def test_multibinary_replaces_the_whole_action_with_prob_eps(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    n, a = 40_000, 3
+    module = EpsilonGreedy(Binary(a), randomize_eps=False)
+    module.step(500_000)  # eps = 0.525
+    greedy = torch.tensor([1, 0, 1], dtype=dtype)
+    out = module(binary_td(n, greedy))["action"]
+    assert out.shape == (n, a) and out.dtype == dtype
+    assert bool(((out == 0) | (out == 1)).all())
+    changed = (out != greedy).any(-1).float()
+    # The whole vector is redrawn uniformly from {0,1}^3 with prob eps; it differs from the greedy
+    # one with prob 1 - 2^-3, so P(changed) = 0.525 * 7/8 = 0.459 (a per-bit flip with prob eps
+    # would give 1 - (1 - 0.525)^3 = 0.893).
+    assert changed.mean().item() == pytest.approx(0.525 * (1 - 2**-a), abs=0.01)
+    # Each bit of a redrawn action is a fair coin: a bit differs with prob eps / 2.
+    flipped = (out != greedy).float().mean(0)
+    torch.testing.assert_close(flipped, torch.full((a,), 0.525 / 2), atol=0.01, rtol=0)
+    # Rows that changed hold all 7 other vectors equally often.
+    codes = (out.long() * torch.tensor([4, 2, 1])).sum(-1)[changed.bool()]
+    counts = torch.bincount(codes, minlength=8).float()
+    assert counts[5] == 0  # the greedy vector 101 counts as unchanged
+    others = counts[torch.arange(8) != 5] / counts.sum()
+    torch.testing.assert_close(others, torch.full((7,), 1 / 7), atol=0.01, rtol=0)
+
+
+def test_multibinary_bilevel_schedule_and_multiplier() -> None:
+    torch.manual_seed(0)
+    n, a = 40_000, 4
+    module = BilevelEpsilonGreedy(Binary(a), rollout_horizon=H, eps_key="eps")
+    module.step(500_000)  # eps_start = 0.525, eps_end = 0.405: eps(t=50) = 0.465
+    td = module(binary_td(n, torch.zeros(a), time_idx=50))
+    m = module.multiplier
+    torch.testing.assert_close(td["eps"].squeeze(-1), m * ref_bilevel(500_000, 50))
+    changed = td["action"].any(-1).float()
+    # P(changed) = E[m] * eps * (1 - 2^-4) with m ~ U[0, 1).
+    assert changed.mean().item() == pytest.approx(0.5 * 0.465 * (1 - 2**-a), abs=0.01)
+    # ... and it rises with the per-env multiplier, as for the other action kinds.
+    low, high = changed[m < 0.25].mean().item(), changed[m > 0.75].mean().item()
+    assert low == pytest.approx(0.125 * 0.465 * (1 - 2**-a), abs=0.015)
+    assert high == pytest.approx(0.875 * 0.465 * (1 - 2**-a), abs=0.015)
+
+
+def test_multibinary_eps_zero_and_deterministic_leave_actions_unchanged() -> None:
+    greedy = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0])
+    zero = EpsilonGreedy(Binary(5), eps_start=0.0, eps_end=0.0)
+    td = binary_td(5000, greedy)
+    assert torch.equal(zero(td)["action"], greedy.expand(5000, -1))
+    always = EpsilonGreedy(Binary(5), randomize_eps=False)  # eps = 1 at g = 0
+    td = binary_td(5000, greedy)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        assert torch.equal(always(td)["action"], greedy.expand(5000, -1))
+    assert not torch.equal(always(td)["action"], greedy.expand(5000, -1))
+
+
+def test_multibinary_batched_spec() -> None:
+    # A SerialEnv(2) spec [2, 3]: the per-env action is [3].
+    module = EpsilonGreedy(Binary(3, shape=(2, 3)), randomize_eps=False)
+    assert module.num_actions == 3
+    out = module(binary_td(2, torch.zeros(3)))["action"]
+    assert out.shape == (2, 3)
+
+
 def test_errors() -> None:
-    with pytest.raises(TypeError, match="multi-binary"):
-        EpsilonGreedy(Binary(3))
     with pytest.raises(ValueError, match="rollout_horizon"):
         BilevelEpsilonGreedy(OneHot(4), rollout_horizon=0)
     module = BilevelEpsilonGreedy(OneHot(4), rollout_horizon=H)

@@ -19,7 +19,9 @@ from tensordict import TensorDict
 from torch import nn
 from torchrl.modules import set_recurrent_mode
 
+from amago_rl.errors import CUDARequiredError, SetupError
 from amago_rl.modules.trajectory import MambaTrajEncoder
+from amago_rl.modules.trajectory import mamba as mamba_mod
 
 
 def resets(b: int, length: int, at: dict[int, list[int]]) -> torch.Tensor:
@@ -112,10 +114,17 @@ class ReferenceMamba(nn.Module):
 
 
 @pytest.fixture
-def fake_mamba_ssm(monkeypatch: pytest.MonkeyPatch) -> None:
+def installed_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import mamba_ssm`` gives the CPU stand-in (the CUDA checks still apply)."""
     module = types.ModuleType("mamba_ssm")
     module.Mamba = ReferenceMamba
     monkeypatch.setitem(sys.modules, "mamba_ssm", module)
+
+
+@pytest.fixture
+def fake_mamba_ssm(installed_stand_in: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in, with the CUDA requirement lifted so the plumbing runs on CPU."""
+    monkeypatch.setattr(mamba_mod, "require_cuda", lambda device=None: None)
 
 
 def make_encoder() -> MambaTrajEncoder:
@@ -154,3 +163,37 @@ def test_inner_reset_equals_separate_window_and_padding_is_ignored(fake_mamba_ss
     x2[1, 6:] = 100.0
     out2 = run_sequence(enc, x2, resets(2, 9, {0: [5]}), mask)
     torch.testing.assert_close(out2[mask], out[mask], atol=1e-6, rtol=0)
+
+
+def test_missing_package_error_gives_the_cuda_install_recipe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "mamba_ssm", None)  # `import mamba_ssm` raises ImportError
+    with pytest.raises(ImportError) as info:
+        make_encoder()
+    assert isinstance(info.value, SetupError)  # amago-train prints it without a traceback
+    message = str(info.value)
+    assert "pip install causal-conv1d mamba-ssm --no-build-isolation" in message
+    assert "pip install packaging wheel ninja" in message
+    assert "CUDA build of torch" in message and "nvcc" in message
+    assert "trajectory=gru or trajectory=transformer" in message
+
+
+def test_installed_without_cuda_device_is_a_clear_error(
+    installed_stand_in: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(CUDARequiredError, match=r"no CUDA device is available.*trajectory=gru"):
+        make_encoder()
+
+
+def test_inputs_off_cuda_are_a_clear_error(
+    installed_stand_in: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # built on a GPU machine ...
+    enc = make_encoder()
+    x = torch.randn(2, 5, 6)  # ... but run on CPU tensors (e.g. a CPU collector's copy)
+    with pytest.raises(CUDARequiredError, match="its inputs are on cpu"):
+        run_sequence(enc, x, resets(2, 5, {}))
+    with pytest.raises(CUDARequiredError, match="its inputs are on cpu"):
+        run_rollout(enc, x, resets(2, 5, {}))

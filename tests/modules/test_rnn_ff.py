@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +13,6 @@ from amago_rl.modules.trajectory import (
     FFTrajEncoder,
     GRUTrajEncoder,
     LSTMTrajEncoder,
-    MambaTrajEncoder,
     TrajEncoder,
 )
 from amago_rl.modules.trajectory.segments import split_at_resets
@@ -264,9 +262,3 @@ def test_wrong_feature_size_and_missing_key() -> None:
     del td["is_init"]
     with set_recurrent_mode(True), pytest.raises(KeyError, match="is_init"):
         enc(td)
-
-
-def test_mamba_without_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "mamba_ssm", None)  # makes `import mamba_ssm` fail
-    with pytest.raises(ImportError, match=r"mamba-ssm.*\.\[mamba\]"):
-        MambaTrajEncoder(D_IN, MAX_SEQ_LEN)

@@ -22,11 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amago_rl.errors import require_optional
+from amago_rl.errors import require_cuda_package
 from amago_rl.modules.trajectory.position import apply_rotary
 from amago_rl.modules.trajectory.sigma_reparam import SigmaReparamLinear
 
 ATTENTION_KINDS = ("auto", "sdpa", "flash")
+FLASH_INSTALL = "flash-attn"
+FLASH_ALTERNATIVE = (
+    "attention='sdpa' or 'auto' (the default: flash-attn when installed and on CUDA)"
+)
 RopeCosSin = tuple[torch.Tensor, torch.Tensor] | None
 
 
@@ -56,7 +60,12 @@ def check_attention_kind(attention: str) -> None:
     if attention not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}.")
     if attention == "flash" and not flash_attn_available():
-        raise require_optional("flash-attn", "flash", "TransformerTrajEncoder(attention='flash')")
+        raise require_cuda_package(
+            "flash-attn",
+            "TransformerTrajEncoder(attention='flash')",
+            install=FLASH_INSTALL,
+            alternative=FLASH_ALTERNATIVE,
+        )
 
 
 def sequence_attention_mask(

@@ -9,7 +9,12 @@
 * Rollout mode: ``Mamba.step`` with the per-layer ``(conv_state, ssm_state)`` from
   ``Mamba.allocate_inference_cache``, zeroed on rows where ``is_init`` is True.
 
-``mamba-ssm`` needs CUDA to build; install with ``pip install -e ".[mamba]"``.
+``mamba-ssm`` has CUDA kernels only (selective scan, causal conv, Triton step), so this encoder
+needs a CUDA device for training and for rollouts; on CPU use ``trajectory=gru`` or
+``trajectory=transformer``. Install on top of a CUDA torch, with nvcc available:
+``pip install causal-conv1d mamba-ssm --no-build-isolation`` (``pip install -e ".[mamba]"`` alone
+fails: pip builds mamba-ssm in an isolated env without torch). Source builds of mamba-ssm newer
+than 2.3.2.post1 compile Mamba-1's kernel only with ``MAMBA_KEEP_CUDA_BUILD=TRUE``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from amago_rl.errors import require_optional
+from amago_rl.errors import CUDARequiredError, require_cuda_package
 from amago_rl.modules.trajectory.base import TrajEncoder
 from amago_rl.modules.trajectory.segments import (
     from_segments,
@@ -27,6 +32,23 @@ from amago_rl.modules.trajectory.segments import (
     split_at_resets,
     to_segments,
 )
+
+MAMBA_INSTALL = "causal-conv1d mamba-ssm"
+CPU_ALTERNATIVE = "trajectory=gru or trajectory=transformer (MambaTrajEncoder has no CPU path)"
+
+
+def require_cuda(device: torch.device | None = None) -> None:
+    """Raise :class:`CUDARequiredError` without a CUDA device, or for ``device`` not on CUDA:
+    ``mamba_ssm`` has no CPU kernels."""
+    if device is None and torch.cuda.is_available():
+        return
+    if device is not None and device.type == "cuda":
+        return
+    where = "no CUDA device is available" if device is None else f"its inputs are on {device}"
+    raise CUDARequiredError(
+        f"MambaTrajEncoder runs mamba_ssm's CUDA kernels, but {where}. Run on a CUDA GPU "
+        f"(device=cuda, a CUDA build of torch), or use {CPU_ALTERNATIVE}."
+    )
 
 
 class _MambaBlock(nn.Module):
@@ -63,7 +85,8 @@ class MambaTrajEncoder(TrajEncoder):
     "ssm": [n_layers x [N, expand * D, d_state]]}``.
 
     Raises:
-        ImportError: when ``mamba-ssm`` is not installed (names the ``mamba`` extra).
+        ImportError: when ``mamba-ssm`` is not installed (the message gives the install recipe).
+        CUDARequiredError: without a CUDA device (at construction), or for inputs not on CUDA.
     """
 
     def __init__(
@@ -81,7 +104,10 @@ class MambaTrajEncoder(TrajEncoder):
         try:
             from mamba_ssm import Mamba
         except ImportError as err:
-            raise require_optional("mamba-ssm", "mamba", "MambaTrajEncoder") from err
+            raise require_cuda_package(
+                "mamba-ssm", "MambaTrajEncoder", install=MAMBA_INSTALL, alternative=CPU_ALTERNATIVE
+            ) from err
+        require_cuda()
         super().__init__(in_dim, d_model, max_seq_len, **key_kwargs)
         self.inp = nn.Linear(in_dim, d_model)
         self.blocks = nn.ModuleList(
@@ -105,6 +131,7 @@ class MambaTrajEncoder(TrajEncoder):
         mask: torch.Tensor,
     ) -> torch.Tensor:
         """``x [B, L, D_in] -> [B, L, D]``; state zero at the window start and at every ``is_init``."""
+        require_cuda(x.device)
         batch, length, _ = x.shape
         h = self.inp(x)
         if has_inner_resets(is_init):
@@ -132,6 +159,7 @@ class MambaTrajEncoder(TrajEncoder):
         self, x: torch.Tensor, time_idx: torch.Tensor, memory: dict[str, Any]
     ) -> torch.Tensor:
         """``x [N, D_in] -> [N, D]``; advances every layer's conv and SSM state."""
+        require_cuda(x.device)
         h = self.inp(x).unsqueeze(1)
         for i, block in enumerate(self.blocks):
             h, conv_state, ssm_state = block.step(h, memory["conv"][i], memory["ssm"][i])

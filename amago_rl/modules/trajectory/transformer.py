@@ -126,9 +126,11 @@ class TransformerTrajEncoder(TrajEncoder):
         head_scaling: learnable per-head output scale.
         activation: ``"leaky_relu"``, ``"relu"``, ``"gelu"`` or ``"silu"``.
         attention: ``"auto"`` (flash-attn when installed and on CUDA, else SDPA), ``"sdpa"`` or
-            ``"flash"`` (requires the ``flash-attn`` extra; falls back to SDPA on CPU with a warning).
-            flash-attn computes in bf16 and only serves sequence windows without resets or padding;
-            rollout steps always use SDPA.
+            ``"flash"`` (raises ``ImportError`` without the ``flash-attn`` package, which needs a
+            CUDA torch: ``pip install flash-attn --no-build-isolation``; on non-CUDA inputs it
+            falls back to SDPA with one warning). flash-attn computes in bf16 and only serves
+            sequence windows without resets or padding (others use SDPA); rollout steps always
+            use SDPA.
         **key_kwargs: TensorDict keys and ``default_recurrent_mode`` of :class:`TrajEncoder`.
     """
 
@@ -209,8 +211,10 @@ class TransformerTrajEncoder(TrajEncoder):
             return True
         if self.attention == "flash" and not self._warned_flash_cpu:
             warnings.warn(
-                "TransformerTrajEncoder(attention='flash'): flash-attn needs CUDA tensors; inputs are "
-                f"on {device.type}, falling back to torch scaled_dot_product_attention.",
+                "TransformerTrajEncoder(attention='flash'): flash-attn kernels need CUDA tensors "
+                f"and the inputs are on {device.type}, so attention falls back to torch's "
+                "scaled_dot_product_attention, exactly as attention='sdpa'. Set attention='sdpa' (or "
+                "'auto') to silence this warning.",
                 stacklevel=3,
             )
             self._warned_flash_cpu = True
