@@ -77,7 +77,7 @@ class TMazeExploration(EpsilonGreedy):
         if corridor.any():
             low_eps = 0.5 / self.corridor_length
             explore = torch.rand_like(t, dtype=torch.float32) < low_eps
-            redo = self._random_discrete(action_before, explore)
+            redo = self._replace_by_random(action_before, explore)
             action = torch.where(corridor, redo, tensordict.get(self.action_key))
             tensordict.set(self.action_key, action)
         return tensordict
