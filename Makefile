@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
+GYMNAX_VERSION ?= 1.0.1
 PYTEST_ARGS ?=
 
 .PHONY: venv install install-test train test test-slow lint bench clean
@@ -24,8 +25,11 @@ venv: $(VENV)/.torch-$(TORCH_VERSION)
 install: venv
 	$(BIN)/pip install --quiet -e .
 
+# gymnax's own deps without its gymnasium<1.4 pin (see pyproject's gymnax extras), so the suite
+# runs on the gymnasium the test extra resolves, gymnax envs included.
 install-test: venv
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,gymnax-runtime]"
+	$(BIN)/pip install --quiet --no-deps "gymnax==$(GYMNAX_VERSION)"
 
 train: install
 	$(BIN)/amago-train $(ARGS)

@@ -1,4 +1,4 @@
-"""POPGym and gymnax adapters (skipped cleanly when the optional package is missing)."""
+"""POPGym adapters (skipped cleanly when the optional package is missing); gymnax: test_gymnax.py."""
 
 from __future__ import annotations
 
@@ -19,10 +19,6 @@ from amago_rl.envs.suites.popgym import (
 
 needs_popgym = pytest.mark.skipif(
     importlib.util.find_spec("popgym") is None, reason="POPGym tests need the 'envs' extra"
-)
-needs_gymnax = pytest.mark.skipif(
-    importlib.util.find_spec("gymnax") is None or importlib.util.find_spec("jax") is None,
-    reason="gymnax tests need the 'gymnax' extra",
 )
 
 
@@ -99,32 +95,3 @@ def test_multidomain_warmup_episode_reveals_but_does_not_pay() -> None:
     env.reset(seed=1)
     obs, _, _, _, info = env.step(26)  # RepeatPreviousEasy has 4 actions
     assert obs[-2] == 0.0 and not info["valid_action"]
-
-
-@needs_gymnax
-def test_gymnax_batched_env_spec_and_autoreset() -> None:
-    env = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0)
-    assert env.batch_size == torch.Size([4])
-    check_env_specs(env)
-    torch.manual_seed(0)
-    steps = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0).rollout(
-        40, break_when_any_done=False
-    )
-    done, init = steps["next", "done"][..., 0], steps["is_init"][..., 0]
-    assert done.sum() >= 16  # MemoryChain episodes are 6 steps long
-    assert torch.equal(init[:, 1:], done[:, :-1])  # the step after every done starts a trajectory
-    assert (steps["time_idx"][init] == 0).all() and init[:, 0].all()
-    # MemoryChain shows time-remaining 1 and the +-1 context only on the reset observation:
-    first = steps["observation"][init]
-    assert (first[:, 0] == 1).all() and (first[:, 2].abs() == 1).all()
-    assert (steps["next", "observation"][done][:, 0] < 1).all()  # true last obs, not the reset one
-    torch.manual_seed(0)
-    again = make_env("gymnax/MemoryChain-bsuite", num_envs=4, seed=0).rollout(
-        40, break_when_any_done=False
-    )
-    assert torch.equal(again["observation"], steps["observation"])
-    assert not torch.equal(
-        env.rollout(40, break_when_any_done=False)["observation"], again["observation"]
-    )
-    with pytest.raises(ValueError, match="MemoryChain-bsuite"):
-        make_env("gymnax/MemoryChain")

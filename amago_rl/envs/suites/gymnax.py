@@ -28,11 +28,25 @@ from amago_rl.errors import require_optional
 
 
 def _import_jax() -> tuple[Any, Any]:
+    """``(jax, gymnax)``, or an ``ImportError`` naming the module that is really missing.
+
+    gymnax imports more than it declares (1.0.1 needs ``six`` at import time), so the message
+    names the module of the failed import, not just "gymnax", and says which import pulled it in.
+    """
     try:
-        import gymnax
         import jax
     except ImportError as err:
-        raise require_optional("gymnax' and 'jax", "gymnax", "gymnax environments") from err
+        raise require_optional(err.name or "jax", "gymnax", "gymnax environments") from err
+    try:
+        import gymnax
+    except ImportError as err:
+        missing = (err.name or "gymnax").split(".")[0]
+        if missing == "gymnax":
+            raise require_optional("gymnax", "gymnax", "gymnax environments") from err
+        raise ImportError(
+            f"{require_optional(missing, 'gymnax', 'gymnax environments')} "
+            f"(`import gymnax` failed with: {err})"
+        ) from err
     return jax, gymnax
 
 
@@ -182,6 +196,11 @@ class GymnaxEnv(EnvBase):
         )
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if self._state is None:
+            raise RuntimeError(
+                f"GymnaxEnv({self.env_name!r}): step() before the first reset(). Call env.reset() "
+                "first (TorchRL's rollout() and collectors do)."
+            )
         action = tensordict.get("action")
         if self._discrete:
             action_np = action.long().argmax(-1).cpu().numpy().astype(np.int32)
@@ -212,5 +231,12 @@ class GymnaxEnv(EnvBase):
         )
 
     def _set_seed(self, seed: int | None) -> None:
+        """Re-key the PRNG; the next reset of every row draws from the new key.
+
+        The current state is kept: TorchRL collectors reset their env when built and call
+        ``set_seed`` afterwards without resetting again, so their next call is a ``step`` on the
+        observation they already hold. Pending auto-reset observations are dropped, so those
+        rows are reset fresh (from the new key) like every other row.
+        """
         self._key = self._jax.random.PRNGKey(0 if seed is None else int(seed))
-        self._state = None
+        self._pending[:] = False
