@@ -7,6 +7,7 @@ Examples::
     amago-train +experiment=tmaze_cpu seed=1
     amago-train run_dir=runs/my_run resume=true   # continue a run where its checkpoint left off
     amago-train env.name=my_pkg.envs:make_env     # a user env (gymnasium Env or TorchRL EnvBase)
+    torchrun --nproc_per_node 2 -m amago_rl.cli run_dir=runs/ddp   # data-parallel (README)
 
 The config tree lives in ``amago_rl/configs`` (also reachable as ``configs/`` in a checkout) and is
 validated against :class:`amago_rl.config.TrainConfig`.
@@ -47,15 +48,23 @@ def _quiet_libraries() -> None:
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def _run(cfg: DictConfig) -> None:
     _quiet_libraries()
+    from amago_rl import distributed
     from amago_rl.trainer import Trainer
 
     _quiet_libraries()  # torchrl sets its logger's level when imported
 
     conf: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    distributed.check_run_dir(conf.run_dir)
     run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
-    trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
-    print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
-    trainer.train()
+    try:
+        trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
+        if trainer.is_main:
+            print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
+        trainer.train()
+    finally:
+        distributed.shutdown()
+    if not trainer.is_main:  # rank 0 reports
+        return
     evals = [r["eval/return"] for r in trainer.metrics.rows if "eval/return" in r]
     last_eval = f"{evals[-1]:.3f}" if evals else "n/a"
     print(
