@@ -213,3 +213,34 @@ def test_multi_process_launch_needs_a_run_dir(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(ValueError, match="run_dir"):
         distributed.check_run_dir(None)
     distributed.check_run_dir("runs/x")
+
+
+def _popart_update(module: torch.nn.Module, x: torch.Tensor) -> None:
+    module.update_stats(x)  # type: ignore[operator]
+
+
+def _input_norm_update(module: torch.nn.Module, x: torch.Tensor) -> None:
+    module.update(x)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("kind", ["popart", "input_norm"])
+def test_moment_reducer_applies_the_update_of_the_ranks_union(kind: str) -> None:
+    """PopArt and InputNorm with a reducer that adds a second rank's batch moments update exactly
+    as one process does on both batches together."""
+    from amago_rl.modules.tstep import InputNorm
+    from amago_rl.objectives import PopArt
+
+    def make() -> torch.nn.Module:
+        return PopArt(3, beta=0.1) if kind == "popart" else InputNorm(3, beta=0.1)
+
+    update = _popart_update if kind == "popart" else _input_norm_update
+    mine, theirs = torch.randn(5, 3) * 4 + 1, torch.randn(7, 3) * 2
+    union, reduced, other_rank = make(), make(), make()
+    update(union, torch.cat([mine, theirs]))
+    seen: list[torch.Tensor] = []
+    other_rank.moment_reducer = lambda t: seen.append(t) or t  # records the other rank's moments
+    update(other_rank, theirs)
+    reduced.moment_reducer = lambda t: t + seen[0]
+    update(reduced, mine)
+    for name, value in union.state_dict().items():
+        torch.testing.assert_close(reduced.state_dict()[name], value, msg=name)
