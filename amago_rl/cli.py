@@ -7,6 +7,7 @@ Examples::
     amago-train experiment=none env=bandit
     amago-train run_dir=runs/my_run resume=true   # continue a run where its checkpoint left off
     amago-train experiment=none env.name=my_pkg.envs:make_env   # a gymnasium Env or EnvBase
+    torchrun --nproc_per_node 2 -m amago_rl.cli run_dir=runs/ddp   # data-parallel (README)
 
 The config tree lives in ``amago_rl/configs`` (also reachable as ``configs/`` in a checkout) and is
 validated against :class:`amago_rl.config.TrainConfig`: unknown keys fail before anything runs.
@@ -127,22 +128,29 @@ def _report(trainer: object, run_dir: Path) -> str:
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def _run(cfg: DictConfig) -> None:
     _quiet_libraries()
+    from amago_rl import distributed
     from amago_rl.trainer import Trainer
 
     _quiet_libraries()  # torchrl sets its logger's level when imported
 
     try:  # config errors surface here, before training: one message each
         conf = _final_config(cfg, list(HydraConfig.get().overrides.task))
+        distributed.check_run_dir(conf.run_dir)
         run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
         trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
     except USER_ERRORS as err:
+        distributed.shutdown()
         sys.exit(f"amago-train: error: {err}")
-    print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
+    if trainer.is_main:
+        print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
     try:
         trainer.train()
     except SetupError as err:  # e.g. a CUDA-only kernel at the first rollout step
         sys.exit(f"amago-train: error: {err}")
-    print(_report(trainer, run_dir))
+    finally:
+        distributed.shutdown()
+    if trainer.is_main:  # rank 0 reports
+        print(_report(trainer, run_dir))
 
 
 def _precheck(argv: Sequence[str]) -> list[str]:

@@ -84,7 +84,7 @@ class TrainerConfig:
     epochs: int = 100
     timesteps_per_epoch: int = 1000
     updates_per_epoch: int = 1000
-    batch_size: int = 24
+    batch_size: int = 24  # sequences per update, per process under torchrun
     eval_interval: int = 20
     eval_timesteps: int = 1000
     # If set, each evaluation runs until at least this many episodes have ended, and
@@ -127,6 +127,19 @@ class ReplayConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Data-parallel learning under ``torchrun`` (README "Scaling up"); unused in one process.
+    ``trainer.batch_size`` is per process and ``trainer.lr`` is not scaled."""
+
+    # Seconds a process waits in a collective for the others before failing (the others wait
+    # while rank 0 evaluates and writes checkpoints, so this must exceed that time).
+    timeout_s: float = 1800.0
+    # DDP's find_unused_parameters: only for custom modules with parameters that get no gradient
+    # in some update (every trainable parameter of the built-in agents gets one). Slower.
+    find_unused_parameters: bool = False
+
+
+@dataclass
 class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     tstep: TstepConfig = field(default_factory=TstepConfig)
@@ -138,6 +151,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     seed: int = 0
     device: str = "auto"
     # torch intra-op threads of the main process; 1 avoids the collapse seen when two busy

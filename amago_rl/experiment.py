@@ -65,8 +65,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-#: Random streams of a run, for :func:`stream_seed`.
-TRAIN_ENVS, EVAL_ENVS, COLLECTOR = 0, 1, 2
+#: Random streams of a run, for :func:`stream_seed` (``RANKS``: the seeds of the processes of a
+#: multi-process run, see :func:`amago_rl.distributed.process_seed`).
+TRAIN_ENVS, EVAL_ENVS, COLLECTOR, RANKS = 0, 1, 2, 3
 
 
 def stream_seed(seed: int, *stream: int) -> int:

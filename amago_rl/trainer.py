@@ -9,6 +9,10 @@ A Ctrl-C checkpoint keeps the interrupted epoch's progress (its collected data, 
 made, the exploration schedule, the time spent): on resume that epoch continues where it stopped,
 without a second collection and with only its missing updates, so an interrupted run ends with the
 same ``frames``/``updates`` counts and one metrics row per epoch, as an uninterrupted one.
+
+Under ``torchrun`` every process runs this loop on its own data and the updates are data-parallel
+(:mod:`amago_rl.distributed`): rank 0 alone logs, evaluates and writes checkpoints, and the stop
+decisions (Ctrl-C, whether the replay can be sampled) are taken by all ranks together.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from omegaconf import OmegaConf
 from tensordict import TensorDictBase
 
-from amago_rl import keys
+from amago_rl import distributed, keys
 from amago_rl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
 from amago_rl.config import TrainConfig
@@ -39,7 +43,6 @@ from amago_rl.experiment import (
     build_agent,
     build_relabeler,
     env_factory,
-    resolve_device,
     stored_obs_keys,
     stream_seed,
 )
@@ -92,8 +95,11 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.rank_device(cfg.device)
+        distributed.init_from_env(self.device, cfg.distributed.timeout_s)
+        self.is_main = distributed.is_main()
+        self.seed = distributed.process_seed(cfg.seed)  # cfg.seed in one process
+        torch.manual_seed(self.seed)
         c = cfg.collector
         if c.num_workers < 1 or c.envs_per_worker < 1:
             raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
@@ -103,7 +109,7 @@ class Trainer:
                 f"got {cfg.replay.window_placement!r}."
             )
         self.make_train_env = env_factory(
-            cfg, num_envs=c.envs_per_worker, seed=stream_seed(cfg.seed, TRAIN_ENVS)
+            cfg, num_envs=c.envs_per_worker, seed=stream_seed(self.seed, TRAIN_ENVS)
         )
         probe = self.make_train_env()
         self.agent = build_agent(cfg, probe, self.device)
@@ -114,25 +120,29 @@ class Trainer:
             self.agent.exploration,
             actor_deterministic=not cfg.trainer.sample_actions,
         )
-        self.eval_env = env_factory(
-            cfg,
-            num_envs=c.envs_per_worker,
-            seed=stream_seed(cfg.seed, EVAL_ENVS),
-            **cfg.env.eval_kwargs,
-        )()
+        self.eval_env = None  # rank 0 evaluates
+        if self.is_main:
+            self.eval_env = env_factory(
+                cfg,
+                num_envs=c.envs_per_worker,
+                seed=stream_seed(cfg.seed, EVAL_ENVS),
+                **cfg.env.eval_kwargs,
+            )()
         self.segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every)
         self.replay = SequenceReplay(
             cfg.replay.capacity,
             cfg.model.max_seq_len,
             cfg.trainer.batch_size,
-            scratch_dir=self.run_dir / "replay",
+            scratch_dir=distributed.replay_dir(self.run_dir),
             relabel=build_relabeler(cfg.replay.relabel),
-            seed=cfg.seed,
+            seed=self.seed,
             window_placement=cfg.replay.window_placement,
         )
-        OmegaConf.save(OmegaConf.structured(cfg), self.run_dir / RUN_CONFIG)
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")
-        self.logger = make_logger(cfg.logger, self.run_dir, cfg.name, asdict(cfg))
+        self.logger = None
+        if self.is_main:
+            OmegaConf.save(OmegaConf.structured(cfg), self.run_dir / RUN_CONFIG)
+            self.logger = make_logger(cfg.logger, self.run_dir, cfg.name, asdict(cfg))
         self.epoch = 0
         self.frames = 0
         self.updates = 0
@@ -140,6 +150,10 @@ class Trainer:
         self.in_progress: EpochProgress | None = None  # set from collection to the epoch's end
         if resuming:
             self._resume()
+        # the loss as the updates call it: through DDP in a multi-process run (replicas synced)
+        self.learner = distributed.wrap_loss(
+            self.agent.loss, self.device, cfg.distributed.find_unused_parameters
+        )
         self.collector = None
         self._stop_requested = False
         self.interrupted = False  # the last train() stopped on Ctrl-C
@@ -172,6 +186,11 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _stopping(self) -> bool:
+        """Whether to stop at this safe point: a Ctrl-C seen by any rank stops every rank here."""
+        self._stop_requested = distributed.any_rank(self._stop_requested)
+        return self._stop_requested
+
     # ------------------------------------------------------------------ main loop
     def train(self) -> None:
         t = self.cfg.trainer
@@ -182,11 +201,11 @@ class Trainer:
             num_workers=self.cfg.collector.num_workers,
             frames_per_batch=frames_per_batch,
             # an interrupted epoch's data is already collected: draw the next epoch's stream
-            seed=stream_seed(self.cfg.seed, COLLECTOR, self.epoch + (self.in_progress is not None)),
+            seed=stream_seed(self.seed, COLLECTOR, self.epoch + (self.in_progress is not None)),
         )
         self.segmenter.clear()  # a new collector numbers trajectories from 0 again
         batches = iter(self.collector)
-        bar = _progress(t.epochs, self.epoch, t.progress)
+        bar = _progress(t.epochs, self.epoch, t.progress and self.is_main)
         self._stop_requested = False
         try:
             with self._graceful_sigint():
@@ -209,7 +228,7 @@ class Trainer:
     def _run_epochs(self, batches: Any, bar: Any) -> None:
         t = self.cfg.trainer
         for epoch in range(self.epoch, t.epochs):
-            if self._stop_requested:
+            if self._stopping():
                 return
             if self.in_progress is None:  # else: resuming an epoch that Ctrl-C interrupted
                 started = time.perf_counter()
@@ -219,12 +238,13 @@ class Trainer:
             progress = self.in_progress
             row: dict[str, Any] = {"epoch": epoch, **progress.collect_row}
             missing = max(t.updates_per_epoch - progress.updates, 0)
-            if epoch >= t.start_learning_at_epoch and self.replay.can_sample() and missing:
+            can_sample = distributed.all_ranks(self.replay.can_sample())
+            if epoch >= t.start_learning_at_epoch and can_sample and missing:
                 row.update(self._learn(missing))
-            if self._stop_requested:  # a partial epoch is not logged; its progress is saved
+            if self._stopping():  # a partial epoch is not logged; its progress is saved
                 return
             self.collector.update_policy_weights_()
-            if epoch % t.eval_interval == 0 or epoch + 1 == t.epochs:
+            if self.is_main and (epoch % t.eval_interval == 0 or epoch + 1 == t.epochs):
                 row.update(self._evaluate())
             # The epoch is done: counters move together (an interrupt inside the evaluation
             # above leaves this epoch in progress, with all its updates, to finish on resume).
@@ -232,7 +252,8 @@ class Trainer:
             self.wall_time += progress.elapsed()
             self.in_progress = None
             row.update(frames=self.frames, updates=self.updates, wall_time=self.wall_time)
-            self._log(row, eval_row="eval/return" in row)
+            if self.is_main:
+                self._log(row, eval_row="eval/return" in row)
             if self.epoch % t.ckpt_interval == 0 or self.epoch == t.epochs:
                 self.save()
             if bar is not None:
@@ -250,19 +271,23 @@ class Trainer:
             self.replay.extend(self.segmenter.add(batch))
             done = batch.get(("next", keys.DONE))
             returns.append(batch.get(("next", "episode_reward"))[done])
-        self.frames += frames
         if self.agent.exploration is not None:
             self.agent.exploration.step(self.cfg.trainer.timesteps_per_epoch)
         ret = torch.cat(returns)
         elapsed = time.perf_counter() - start
+        # frames and returns of all ranks (the replay entries are this rank's)
+        frames, episodes, ret_sum = distributed.sum_over_ranks(
+            [frames, ret.numel(), float(ret.sum())]
+        )
+        self.frames += int(frames)
         out: dict[str, Any] = {
             "collect/steps_per_s": frames / max(elapsed, 1e-9),
-            "collect/episodes": ret.numel(),
+            "collect/episodes": int(episodes),
             "replay/tokens": len(self.replay),
             "replay/segments": self.replay.num_segments,
         }
-        if ret.numel():
-            out["train/return"] = float(ret.mean())
+        if episodes:
+            out["train/return"] = ret_sum / episodes
         return out
 
     def _learn(self, num_updates: int) -> dict[str, Any]:
@@ -278,11 +303,11 @@ class Trainer:
         start, updates_before = time.perf_counter(), self.updates
         try:
             for _ in range(num_updates):
-                if self._stop_requested:  # Ctrl-C: stop between updates
+                if self._stopping():  # Ctrl-C: stop between updates
                     break
                 batch = self.replay.sample().to(self.device)
                 with autocast:
-                    out = a.loss(batch)
+                    out = self.learner(batch)
                 total = sum(v for k, v in out.items() if k.startswith("loss_"))
                 a.optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -302,6 +327,7 @@ class Trainer:
         done = self.updates - updates_before
         stats = {f"learn/{k}": v / max(done, 1) for k, v in sums.items()}
         stats["learn/updates_per_s"] = done / max(elapsed, 1e-9)
+        stats = distributed.mean_over_ranks(stats)
         stats["learn/lr"] = a.scheduler.get_last_lr()[0]
         return stats
 
@@ -336,6 +362,7 @@ class Trainer:
             "exploration": None if a.exploration is None else a.exploration.state_dict(),
             "rng": rng_state(),
             "replay_rng": self.replay.generator.get_state(),
+            "world_size": distributed.world_size(),
             "counters": {
                 "epoch": self.epoch,
                 "frames": self.frames,
@@ -345,22 +372,30 @@ class Trainer:
             "epoch_in_progress": None if self.in_progress is None else self.in_progress.to_state(),
         }
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Every rank saves its replay; rank 0 writes the checkpoint (the other ranks, their RNG
+        state). Returns the checkpoint's path on rank 0."""
         self.replay.save()
+        if not self.is_main:
+            distributed.save_rank_state(self.replay.scratch_dir, self.state_dict())
+            return None
         self.last_checkpoint = save_checkpoint(self.run_dir, self.epoch, self.state_dict())
         return self.last_checkpoint
 
     def _resume(self) -> None:
         state = load_latest(self.run_dir)
         assert state is not None, "check_resumable found the checkpoint"
+        distributed.check_world_size(state)
         a = self.agent
         a.loss.load_state_dict(state["loss"])
         a.optimizer.load_state_dict(state["optimizer"])
         a.scheduler.load_state_dict(state["scheduler"])
         if a.exploration is not None and state["exploration"] is not None:
             a.exploration.load_state_dict(state["exploration"])
-        set_rng_state(state["rng"])
-        self.replay.generator.set_state(state["replay_rng"])
+        own = distributed.own_rng_state(state, self.replay.scratch_dir)
+        if own is not None:
+            set_rng_state(own["rng"])
+            self.replay.generator.set_state(own["replay_rng"])
         c = state["counters"]
         self.epoch, self.frames, self.updates = c["epoch"], c["frames"], c["updates"]
         self.wall_time = c["wall_time"]
@@ -382,7 +417,7 @@ class Trainer:
             self.collector = None
             if self.cfg.threads is not None:  # MultiAsyncCollector.shutdown() may change it
                 torch.set_num_threads(self.cfg.threads)
-        if not self.eval_env.is_closed:
+        if self.eval_env is not None and not self.eval_env.is_closed:
             self.eval_env.close()
 
 

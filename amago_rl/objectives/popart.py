@@ -21,6 +21,8 @@ unnormalised multi-gamma critic) while the overall scale still adapts to the rew
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -37,7 +39,14 @@ class PopArt(nn.Module):
 
     Every tensor this module reads or writes has the discount dimension **last**: ``[..., G]``.
     Buffers (all ``[G]``): ``mu``, ``nu``, ``w``, ``b``, ``t`` (number of updates, starting at 1).
+
+    ``moment_reducer`` (None: this process's batch only) sums the batch's ``[3, G]`` (count, sum,
+    sum of squares) over the processes of a data-parallel run before the update, so every process
+    applies the update of the union of their batches (set by
+    :func:`amago_rl.distributed.sync_batch_statistics`).
     """
+
+    moment_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     mu: torch.Tensor
     nu: torch.Tensor
@@ -106,10 +115,18 @@ class PopArt(nn.Module):
             mask = torch.ones_like(y, dtype=torch.bool)
         mask = mask.to(torch.bool).expand_as(y).reshape(-1, self.num_gammas)
         flat = y.reshape(-1, self.num_gammas)
-        count = mask.sum(0)
         # torch.where (not multiplication) so non-finite values in ignored entries cannot leak.
-        m1 = torch.where(mask, flat, 0.0).sum(0) / count.clamp_min(1)
-        m2 = torch.where(mask, flat.pow(2), 0.0).sum(0) / count.clamp_min(1)
+        moments = torch.stack(
+            [
+                mask.sum(0).to(flat.dtype),
+                torch.where(mask, flat, 0.0).sum(0),
+                torch.where(mask, flat.pow(2), 0.0).sum(0),
+            ]
+        )
+        if self.moment_reducer is not None:
+            moments = self.moment_reducer(moments)
+        count, s1, s2 = moments.unbind(0)
+        m1, m2 = s1 / count.clamp_min(1), s2 / count.clamp_min(1)
         has_data = count > 0
 
         t = self.t + 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -22,7 +24,13 @@ class InputNorm(nn.Module):
     Args:
         dim: number of features. beta: base step size. eps: added under the square root.
         min_std, max_std: bounds of ``sigma``. clip: bound of the normalised output.
+
+    ``moment_reducer`` (None: this process's batch only) sums the batch's ``[3, dim]`` (row
+    count, sum, sum of squares) over the processes of a data-parallel run before the update (set
+    by :func:`amago_rl.distributed.sync_batch_statistics`).
     """
+
+    moment_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     # Below this std a feature is treated as (nearly) constant and only centred.
     _STABLE_STD = 0.01
@@ -71,13 +79,18 @@ class InputNorm(nn.Module):
                     f"{tuple(x.shape)}; expected one bool per row, shaped [..., 1]."
                 )
             rows = rows[mask.reshape(-1).bool()]
-        if rows.shape[0] == 0:
+        n = rows.new_full((self.dim,), rows.shape[0])
+        moments = torch.stack([n, rows.sum(0), rows.pow(2).sum(0)])
+        if self.moment_reducer is not None:
+            moments = self.moment_reducer(moments)
+        n, s1, s2 = moments.unbind(0)
+        if n[0] == 0:
             return
         self.count += 1
         # min(): rounding puts the first step a hair above 1.
         beta_t = min(1.0, self.beta / (1.0 - (1.0 - self.beta) ** self.count.item()))
-        self.mean.lerp_(rows.mean(0), beta_t)
-        self.second_moment.lerp_(rows.pow(2).mean(0), beta_t)
+        self.mean.lerp_(s1 / n, beta_t)
+        self.second_moment.lerp_(s2 / n, beta_t)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., dim] -> [..., dim]`` with the current statistics (no update)."""
