@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -24,6 +26,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from amago_rl.config import TrainConfig
+
+if TYPE_CHECKING:
+    from amago_rl.trainer import Trainer
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
@@ -55,7 +60,7 @@ def _run(cfg: DictConfig) -> None:
     run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
     trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
     print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
-    trainer.train()
+    _train(trainer)
     evals = [r["eval/return"] for r in trainer.metrics.rows if "eval/return" in r]
     last_eval = f"{evals[-1]:.3f}" if evals else "n/a"
     print(
@@ -67,6 +72,23 @@ def _run(cfg: DictConfig) -> None:
         f"  checkpoints:    {run_dir / 'checkpoints'}\n"
         f"  resume with:    amago-train run_dir={run_dir} resume=true"
     )
+
+
+def _train(trainer: Trainer) -> None:
+    """``trainer.train()``; bad env data (NaN / inf) ends the run with its one-paragraph message
+    and exit status 1 instead of a traceback. Nothing of the failed epoch is stored."""
+    from amago_rl.envs.finite_check import NonFiniteEnvDataError
+
+    try:
+        trainer.train()
+    except NonFiniteEnvDataError as err:
+        print(
+            f"amago-train: stopped in epoch {trainer.epoch}: {err}\n  Nothing of epoch "
+            f"{trainer.epoch} was checkpointed; once the env is fixed, continue from the last "
+            f"checkpoint with: amago-train run_dir={trainer.run_dir} resume=true",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def main() -> None:

@@ -119,7 +119,11 @@ class Trainer:
             seed=stream_seed(cfg.seed, EVAL_ENVS),
             **cfg.env.eval_kwargs,
         )()
-        self.segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every)
+        # env.on_nonfinite=warn: FiniteCheck marks replaced env data; those steps stay out of replay
+        flag = keys.NONFINITE if cfg.env.on_nonfinite == "warn" else None
+        self.segmenter = TrajectorySegmenter(
+            obs_keys, save_every=cfg.replay.save_every, nonfinite_key=flag
+        )
         self.replay = SequenceReplay(
             cfg.replay.capacity,
             cfg.model.max_seq_len,
@@ -237,15 +241,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ phases
     def _collect(self, batches: Any) -> dict[str, Any]:
+        """One batch per worker, then store them: an error while collecting (e.g. the env's
+        ``NonFiniteEnvDataError``) leaves the replay and the counters as they were."""
         start = time.perf_counter()
         returns: list[torch.Tensor] = []
+        segments: list[TensorDictBase] = []
         frames = 0
         for _ in range(self.cfg.collector.num_workers):
             batch: TensorDictBase = next(batches)
             frames += batch.numel()
-            self.replay.extend(self.segmenter.add(batch))
+            segments.extend(self.segmenter.add(batch))
             done = batch.get(("next", keys.DONE))
             returns.append(batch.get(("next", "episode_reward"))[done])
+        self.replay.extend(segments)
         self.frames += frames
         if self.agent.exploration is not None:
             self.agent.exploration.step(self.cfg.trainer.timesteps_per_epoch)
@@ -259,6 +267,8 @@ class Trainer:
         }
         if ret.numel():
             out["train/return"] = float(ret.mean())
+        if self.segmenter.nonfinite_key is not None:
+            out["replay/nonfinite_cut_trajectories"] = self.segmenter.cut_trajectories
         return out
 
     def _learn(self, num_updates: int) -> dict[str, Any]:
