@@ -51,7 +51,8 @@ def amago_env(
         max_episode_steps: if given, truncate once ``time_idx`` reaches this many steps.
         device: device of the env built from a gymnasium id / object (TorchRL envs keep theirs).
         on_nonfinite: what a NaN / inf reward or float observation does (``FiniteCheck``, which
-            checks them on every reset and step): ``"error"`` raises ``NonFiniteEnvDataError``;
+            checks them on every reset and step; entries read from ``info`` by a ``GymWrapper``'s
+            info reader are not checked): ``"error"`` raises ``NonFiniteEnvDataError``;
             ``"warn"`` warns, replaces them by 0, truncates the episode and adds the
             ``nonfinite`` [1] bool entry that tells ``TrajectorySegmenter`` what to leave out.
         name: how error messages name the env (``make_env`` passes the task name); default: the
@@ -85,11 +86,12 @@ def amago_env(
         transforms.append(DoubleToFloat(in_keys=doubles))
     # After DoubleToFloat (a float64 too large for float32 becomes inf) and before the transforms
     # that copy the reward / observations (prev_reward, the running return).
+    info = _info_keys(base)  # info entries may be NaN by design (KEpisodeTrial's returns)
     floats = [
         k
         for spec in (base.full_observation_spec, base.full_reward_spec)
         for k, leaf in spec.items(True, True)
-        if leaf.dtype.is_floating_point
+        if leaf.dtype.is_floating_point and k not in info
     ]
     if floats:
         label = env_label(base, name if name is not None else env if isinstance(env, str) else None)
@@ -110,7 +112,7 @@ def amago_env(
 def env_label(env: EnvBase, name: str | None = None) -> str:
     """``"'name' (EnvClass)"`` for messages: the given name (else the gymnasium id, if any) and
     the class of the gymnasium env under a ``GymWrapper`` (else of the TorchRL env)."""
-    inner = getattr(env, "_env", None)
+    inner = env._env if isinstance(env, GymWrapper) else None  # GymEnv is a GymWrapper
     if isinstance(inner, gymnasium.vector.VectorEnv) and getattr(inner, "envs", None):
         inner = inner.envs[0]  # SyncVectorEnv: its first copy
     if isinstance(inner, gymnasium.Env):
@@ -120,6 +122,14 @@ def env_label(env: EnvBase, name: str | None = None) -> str:
     else:
         cls = type(env).__name__
     return f"{cls}" if name is None else f"{name!r} ({cls})"
+
+
+def _info_keys(env: EnvBase) -> set:
+    """Entries a ``GymWrapper``'s info readers add to the observation spec."""
+    if not isinstance(env, GymWrapper):
+        return set()
+    specs = [getattr(reader, "info_spec", None) for reader in env.info_dict_reader]
+    return {k for spec in specs if spec is not None for k in spec.keys(True, True)}
 
 
 def _finitely_bounded(spec: TensorSpec) -> bool:
