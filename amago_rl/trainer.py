@@ -223,6 +223,7 @@ class Trainer:
                 row.update(self._learn(missing))
             if self._stop_requested:  # a partial epoch is not logged; its progress is saved
                 return
+            self._check_workers()  # torchrl would wait forever for a dead worker's ack
             self.collector.update_policy_weights_()
             if epoch % t.eval_interval == 0 or epoch + 1 == t.epochs:
                 row.update(self._evaluate())
@@ -270,6 +271,18 @@ class Trainer:
         if self.segmenter.nonfinite_key is not None:
             out["replay/nonfinite_cut_trajectories"] = self.segmenter.cut_trajectories
         return out
+
+    def _check_workers(self) -> None:
+        """Raise if a collector worker process has died (e.g. its env raised
+        ``NonFiniteEnvDataError`` while collecting ahead, as ``MultiAsyncCollector`` does)."""
+        procs = getattr(self.collector, "procs", None) or []
+        dead = [f"{i} (exit code {p.exitcode})" for i, p in enumerate(procs) if not p.is_alive()]
+        if dead:
+            raise RuntimeError(
+                f"Collector worker {', '.join(dead)} died in epoch {self.epoch}; its error (e.g. "
+                "NonFiniteEnvDataError from the env) is printed above. Nothing of this epoch was "
+                "checkpointed."
+            )
 
     def _learn(self, num_updates: int) -> dict[str, Any]:
         a, t = self.agent, self.cfg.trainer

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensordict import TensorDict
+from torchrl.envs.utils import check_env_specs
 
 from amago_rl.envs import FiniteCheck, NonFiniteEnvDataError, NonFiniteEnvDataWarning, make_env
 
@@ -45,6 +46,13 @@ def test_finite_data_passes_untouched() -> None:
     assert "nonfinite" not in out.keys(), "error mode adds no entry"
     reset = step_data([0.0, 0.0]).exclude("reward")
     assert (check._reset(TensorDict(batch_size=[2]), reset.clone()) == reset).all()
+
+
+def test_large_finite_values_whose_sum_overflows_pass() -> None:
+    check = FiniteCheck(KEYS, env_name="e")
+    nxt = step_data([3e38, 3e38], obs=[[3e38, 3e38], [-3e38, -3e38]])
+    assert not torch.isfinite(nxt["reward"].sum())
+    check._step(step_input([0, 0]), nxt)
 
 
 def test_nan_reward_on_step_names_key_env_rows_step_and_fix() -> None:
@@ -162,6 +170,7 @@ def test_make_env_checks_observations_on_reset_and_float64_overflow() -> None:
 
 
 def test_make_env_warn_mode_keeps_data_finite_and_marks_it() -> None:
+    check_env_specs(make_env("nonfinite_envs:nan_reward_env", bad_steps=(), on_nonfinite="warn"))
     env = make_env("nonfinite_envs:nan_reward_env", num_envs=2, on_nonfinite="warn", bad_every=4)
     assert "nonfinite" in env.observation_spec.keys()
     with pytest.warns(NonFiniteEnvDataWarning, match="'nonfinite_envs:nan_reward_env'"):

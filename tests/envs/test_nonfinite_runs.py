@@ -136,3 +136,19 @@ def test_warn_mode_trains_on_and_replay_holds_only_finite_data(tmp_path: Path) -
     assert trainer.segmenter.cut_trajectories > 0
     last = (tmp_path / "metrics.csv").read_text().splitlines()
     assert "replay/nonfinite_cut_trajectories" in last[0]
+
+
+def test_a_dead_collector_worker_is_reported_instead_of_waited_for() -> None:
+    """MultiAsyncCollector workers collect ahead: an env error kills one during the learning
+    phase, and torchrl's weight push would then wait for its acknowledgement forever."""
+    import multiprocessing as mp
+    from types import SimpleNamespace
+
+    dead = mp.get_context("spawn").Process(target=sys.exit, args=(1,))
+    dead.start()
+    dead.join()
+    alive = SimpleNamespace(is_alive=lambda: True, exitcode=None)
+    Trainer._check_workers(SimpleNamespace(collector=SimpleNamespace(procs=[alive]), epoch=2))
+    trainer = SimpleNamespace(collector=SimpleNamespace(procs=[alive, dead]), epoch=2)
+    with pytest.raises(RuntimeError, match=r"worker 1 \(exit code 1\) died in epoch 2"):
+        Trainer._check_workers(trainer)
