@@ -107,8 +107,12 @@ def test_missing_step_entry_and_bad_option_are_clear_errors() -> None:
 
 def test_warn_mode_replaces_marks_and_truncates() -> None:
     check = FiniteCheck(KEYS, env_name="e", on_nonfinite="warn")
-    with pytest.warns(NonFiniteEnvDataWarning, match=r"row 1, episode step 4: nan"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         out = check._step(step_input([0, 3]), step_data([1.0, NAN], obs=[[0.0, 1.0], [INF, 2.0]]))
+    messages = [str(w.message) for w in caught if w.category is NonFiniteEnvDataWarning]
+    assert len(messages) == 2 and "('next', 'obs')" in messages[0]
+    assert "row 1, episode step 4: nan" in messages[1] and "replaced by 0" in messages[1]
     assert out["reward"].squeeze(-1).tolist() == [1.0, 0.0]
     assert out["obs"].tolist() == [[0.0, 1.0], [0.0, 2.0]]
     assert out["nonfinite"].squeeze(-1).tolist() == [False, True]
