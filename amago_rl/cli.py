@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -37,6 +38,9 @@ from amago_rl.overrides import (
     parse_overrides,
 )
 from amago_rl.run_config import check_resumable, resumed_config
+
+if TYPE_CHECKING:
+    from amago_rl.trainer import Trainer
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 # `hydra.run.dir`: run_dir when set, else runs/<name>/<date_time> (oc.select falls back only for a
@@ -93,10 +97,8 @@ def _final_config(cfg: DictConfig, overrides: list[str]) -> TrainConfig:
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
-def _report(trainer: object, run_dir: Path) -> str:
-    from amago_rl.trainer import Trainer
-
-    assert isinstance(trainer, Trainer)
+def _report(trainer: Trainer, run_dir: Path) -> str:
+    """The run's last lines: where its results are, or, after Ctrl-C, what was saved."""
     resume = f"amago-train run_dir={run_dir} resume=true"
     if trainer.interrupted:
         progress = trainer.in_progress
@@ -144,13 +146,30 @@ def _run(cfg: DictConfig) -> None:
     if trainer.is_main:
         print(f"amago-train: {conf.name} -> {run_dir.resolve()}")
     try:
-        trainer.train()
+        _train(trainer)
     except SetupError as err:  # e.g. a CUDA-only kernel at the first rollout step
         sys.exit(f"amago-train: error: {err}")
     finally:
         distributed.shutdown()
     if trainer.is_main:  # rank 0 reports
         print(_report(trainer, run_dir))
+
+
+def _train(trainer: Trainer) -> None:
+    """``trainer.train()``; bad env data (NaN / inf) ends the run with its one-paragraph message
+    and exit status 1 instead of a traceback. Nothing of the failed epoch is stored."""
+    from amago_rl.envs.finite_check import NonFiniteEnvDataError
+
+    try:
+        trainer.train()
+    except NonFiniteEnvDataError as err:
+        print(
+            f"amago-train: stopped in epoch {trainer.epoch}: {err}\n  Nothing of epoch "
+            f"{trainer.epoch} was checkpointed; once the env is fixed, continue from the last "
+            f"checkpoint with: amago-train run_dir={trainer.run_dir} resume=true",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def _precheck(argv: Sequence[str]) -> list[str]:

@@ -21,6 +21,10 @@ class EnvConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
     eval_kwargs: dict[str, Any] = field(default_factory=dict)
+    # NaN / inf in a reward or float observation: "error" stops with a message naming the entry,
+    # env, rows and step; "warn" warns, replaces them by 0 and leaves the rest of that trajectory
+    # out of replay (amago_rl.envs.finite_check).
+    on_nonfinite: str = "error"
 
 
 @dataclass

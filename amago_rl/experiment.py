@@ -99,6 +99,7 @@ def env_factory(
         num_envs=num_envs,
         seed=seed,
         max_episode_steps=cfg.env.max_episode_steps,
+        on_nonfinite=cfg.env.on_nonfinite,
         **kwargs,
     )
 
@@ -135,7 +136,7 @@ def build_relabeler(name: str | None) -> Callable[[Any], Any] | None:
 def stored_obs_keys(env: EnvBase) -> list[Any]:
     """Observation entries kept in replay: every observation leaf except the AMAGO inputs that
     the segmenter adds itself (relabelers may need entries the policy ignores)."""
-    skip = {keys.PREV_ACTION, keys.PREV_REWARD, keys.TIME_IDX, keys.IS_INIT}
+    skip = {keys.PREV_ACTION, keys.PREV_REWARD, keys.TIME_IDX, keys.IS_INIT, keys.NONFINITE}
     return [k for k in env.observation_spec.keys(True, True) if k not in skip]
 
 

@@ -11,6 +11,7 @@ these names, so users can remap them; nothing below is hard-coded deep inside a 
 | ``time_idx`` | [1] int64 | steps since the trial started (position of the token) |
 | ``is_init`` | [1] bool | first step of a trial; resets rollout memory |
 | ``mask`` | [1] bool | sampled sequences only: False on padding |
+| ``nonfinite`` | [1] bool | ``env.on_nonfinite=warn`` only: this env output held NaN / inf (replaced by 0) |
 | ``tstep_embedding`` | [D_tstep] | output of a timestep encoder |
 | ``state_embedding`` | [D_state] | output of a trajectory encoder |
 """
@@ -32,3 +33,5 @@ TSTEP_EMBEDDING = "tstep_embedding"
 STATE_EMBEDDING = "state_embedding"
 #: running return written by ``amago_env`` for logging; never an input of the agent
 EPISODE_REWARD = "episode_reward"
+#: set by ``FiniteCheck(on_nonfinite="warn")`` where env data was non-finite; never an agent input
+NONFINITE = "nonfinite"

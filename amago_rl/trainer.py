@@ -128,7 +128,11 @@ class Trainer:
                 seed=stream_seed(cfg.seed, EVAL_ENVS),
                 **cfg.env.eval_kwargs,
             )()
-        self.segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every)
+        # env.on_nonfinite=warn: FiniteCheck marks replaced env data; those steps stay out of replay
+        flag = keys.NONFINITE if cfg.env.on_nonfinite == "warn" else None
+        self.segmenter = TrajectorySegmenter(
+            obs_keys, save_every=cfg.replay.save_every, nonfinite_key=flag
+        )
         self.replay = SequenceReplay(
             cfg.replay.capacity,
             cfg.model.max_seq_len,
@@ -243,6 +247,7 @@ class Trainer:
                 row.update(self._learn(missing))
             if self._stopping():  # a partial epoch is not logged; its progress is saved
                 return
+            self._check_workers()  # torchrl would wait forever for a dead worker's ack
             self.collector.update_policy_weights_()
             if self.is_main and (epoch % t.eval_interval == 0 or epoch + 1 == t.epochs):
                 row.update(self._evaluate())
@@ -262,15 +267,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ phases
     def _collect(self, batches: Any) -> dict[str, Any]:
+        """One batch per worker, then store them: an error while collecting (e.g. the env's
+        ``NonFiniteEnvDataError``) leaves the replay and the counters as they were."""
         start = time.perf_counter()
         returns: list[torch.Tensor] = []
+        segments: list[TensorDictBase] = []
         frames = 0
         for _ in range(self.cfg.collector.num_workers):
             batch: TensorDictBase = next(batches)
             frames += batch.numel()
-            self.replay.extend(self.segmenter.add(batch))
+            segments.extend(self.segmenter.add(batch))
             done = batch.get(("next", keys.DONE))
             returns.append(batch.get(("next", "episode_reward"))[done])
+        self.replay.extend(segments)
         if self.agent.exploration is not None:
             self.agent.exploration.step(self.cfg.trainer.timesteps_per_epoch)
         ret = torch.cat(returns)
@@ -288,7 +297,21 @@ class Trainer:
         }
         if episodes:
             out["train/return"] = ret_sum / episodes
+        if self.segmenter.nonfinite_key is not None:
+            out["replay/nonfinite_cut_trajectories"] = self.segmenter.cut_trajectories
         return out
+
+    def _check_workers(self) -> None:
+        """Raise if a collector worker process has died (e.g. its env raised
+        ``NonFiniteEnvDataError`` while collecting ahead, as ``MultiAsyncCollector`` does)."""
+        procs = getattr(self.collector, "procs", None) or []
+        dead = [f"{i} (exit code {p.exitcode})" for i, p in enumerate(procs) if not p.is_alive()]
+        if dead:
+            raise RuntimeError(
+                f"Collector worker {', '.join(dead)} died in epoch {self.epoch}; its error (e.g. "
+                "NonFiniteEnvDataError from the env) is printed above. Nothing of this epoch was "
+                "checkpointed."
+            )
 
     def _learn(self, num_updates: int) -> dict[str, Any]:
         a, t = self.agent, self.cfg.trainer

@@ -13,6 +13,7 @@ from amago_rl.envs.builtin import (
     TMazePassive,
     hindsight_instruction_relabel,
 )
+from amago_rl.envs.finite_check import FiniteCheck, NonFiniteEnvDataError, NonFiniteEnvDataWarning
 from amago_rl.envs.registry import list_envs, make_env, register_env, resolve_env
 from amago_rl.envs.transforms import AMAGOTimestep, PrevActionReward, timestep_transforms
 from amago_rl.envs.trials import KEpisodeTrial, trial_info_reader
@@ -23,10 +24,13 @@ __all__ = [
     "ActionKind",
     "ActionRescale",
     "DarkKeyDoor",
+    "FiniteCheck",
     "KEpisodeTrial",
     "MazeRunner",
     "MetaBandit",
     "MetaFrozenLake",
+    "NonFiniteEnvDataError",
+    "NonFiniteEnvDataWarning",
     "OneHotActions",
     "PrevActionReward",
     "TMaze",

@@ -91,6 +91,7 @@ def make_env(
     seed: int | None = None,
     max_episode_steps: int | None = None,
     device: str | torch.device = "cpu",
+    on_nonfinite: str = "error",
     **kwargs: Any,
 ) -> TransformedEnv:
     """Build the task ``name`` (see the module docstring) wrapped by ``amago_env``.
@@ -103,6 +104,9 @@ def make_env(
         seed: seeds the env(s) (copy i gets ``seed + i``); ``None`` leaves them unseeded.
         max_episode_steps: optional step limit added by ``amago_env`` (sets ``truncated``).
         device: device of the TorchRL env.
+        on_nonfinite: NaN / inf rewards or observations: ``"error"`` (raise
+            ``NonFiniteEnvDataError``) or ``"warn"`` (warn, replace by 0, skip the trajectory's
+            rest); see ``amago_rl.envs.finite_check``.
         **kwargs: constructor arguments of the task.
 
     Raises:
@@ -126,7 +130,13 @@ def make_env(
     else:
         factory = resolve_env(name)
         base = _batched(factory, kwargs, num_envs, device)
-    env = amago_env(base, max_episode_steps=max_episode_steps, device=device)
+    env = amago_env(
+        base,
+        max_episode_steps=max_episode_steps,
+        device=device,
+        on_nonfinite=on_nonfinite,
+        name=name,
+    )
     if seed is not None:
         env.set_seed(seed)
     return env

@@ -18,6 +18,7 @@ from torchrl.envs import (
 from amago_rl import keys
 from amago_rl.envs.action_spec import ActionKind, classify_action_spec
 from amago_rl.envs.action_transforms import ActionRescale, OneHotActions
+from amago_rl.envs.finite_check import FiniteCheck
 from amago_rl.envs.transforms import timestep_transforms
 
 EPISODE_REWARD = "episode_reward"
@@ -28,6 +29,8 @@ def amago_env(
     *,
     max_episode_steps: int | None = None,
     device: str | torch.device = "cpu",
+    on_nonfinite: str = "error",
+    name: str | None = None,
 ) -> TransformedEnv:
     """Wrap ``env`` so that every step carries the AMAGO timestep entries.
 
@@ -47,6 +50,13 @@ def amago_env(
             TorchRL ``EnvBase`` (incl. ``SerialEnv`` / ``ParallelEnv`` / ``TransformedEnv``).
         max_episode_steps: if given, truncate once ``time_idx`` reaches this many steps.
         device: device of the env built from a gymnasium id / object (TorchRL envs keep theirs).
+        on_nonfinite: what a NaN / inf reward or float observation does (``FiniteCheck``, which
+            checks them on every reset and step; entries read from ``info`` by a ``GymWrapper``'s
+            info reader are not checked): ``"error"`` raises ``NonFiniteEnvDataError``;
+            ``"warn"`` warns, replaces them by 0, truncates the episode and adds the
+            ``nonfinite`` [1] bool entry that tells ``TrajectorySegmenter`` what to leave out.
+        name: how error messages name the env (``make_env`` passes the task name); default: the
+            gymnasium id when there is one. The env's class is added.
 
     Raises:
         TypeError: for action specs AMAGO does not support (multi-discrete, tuple / several
@@ -74,6 +84,18 @@ def amago_env(
     ]
     if doubles:
         transforms.append(DoubleToFloat(in_keys=doubles))
+    # After DoubleToFloat (a float64 too large for float32 becomes inf) and before the transforms
+    # that copy the reward / observations (prev_reward, the running return).
+    info = _info_keys(base)  # info entries may be NaN by design (KEpisodeTrial's returns)
+    floats = [
+        k
+        for spec in (base.full_observation_spec, base.full_reward_spec)
+        for k, leaf in spec.items(True, True)
+        if leaf.dtype.is_floating_point and k not in info
+    ]
+    if floats:
+        label = env_label(base, name if name is not None else env if isinstance(env, str) else None)
+        transforms.append(FiniteCheck(floats, env_name=label, on_nonfinite=on_nonfinite))
     # Action transforms come before the timestep transforms so that prev_action records the
     # agent-side action (one-hot / [-1, 1]), not the env-side one.
     if kind is ActionKind.CONTINUOUS:
@@ -85,6 +107,29 @@ def amago_env(
     transforms.extend(timestep_transforms(max_steps=max_episode_steps))
     transforms.append(RewardSum(in_keys=[keys.REWARD], out_keys=[EPISODE_REWARD]))
     return TransformedEnv(base, Compose(*transforms))
+
+
+def env_label(env: EnvBase, name: str | None = None) -> str:
+    """``"'name' (EnvClass)"`` for messages: the given name (else the gymnasium id, if any) and
+    the class of the gymnasium env under a ``GymWrapper`` (else of the TorchRL env)."""
+    inner = env._env if isinstance(env, GymWrapper) else None  # GymEnv is a GymWrapper
+    if isinstance(inner, gymnasium.vector.VectorEnv) and getattr(inner, "envs", None):
+        inner = inner.envs[0]  # SyncVectorEnv: its first copy
+    if isinstance(inner, gymnasium.Env):
+        if name is None and inner.spec is not None:
+            name = inner.spec.id
+        cls = type(inner.unwrapped).__name__
+    else:
+        cls = type(env).__name__
+    return f"{cls}" if name is None else f"{name!r} ({cls})"
+
+
+def _info_keys(env: EnvBase) -> set:
+    """Entries a ``GymWrapper``'s info readers add to the observation spec."""
+    if not isinstance(env, GymWrapper):
+        return set()
+    specs = [getattr(reader, "info_spec", None) for reader in env.info_dict_reader]
+    return {k for spec in specs if spec is not None for k in spec.keys(True, True)}
 
 
 def _finitely_bounded(spec: TensorSpec) -> bool:

@@ -34,6 +34,7 @@ NON_OBS_NAMES: frozenset[str] = frozenset(
         keys.TERMINATED,
         keys.TRUNCATED,
         keys.EPISODE_REWARD,
+        keys.NONFINITE,
         "step_count",
     }
 )
