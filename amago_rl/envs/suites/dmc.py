@@ -38,13 +38,19 @@ _log = logging.getLogger(__name__)
 
 
 def _suite() -> Any:
+    # Nothing here renders: the OpenGL backend probe at dm_control's first import (a GLFW warning
+    # without a display, INFO logs on the chosen backend) is kept out of the run's output.
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            # Without a display, dm_control's GLFW probe warns at import; nothing here renders.
             warnings.filterwarnings("ignore", message=".*DISPLAY.*")
             from dm_control import suite
     except ImportError as err:
         raise require_optional("dm-control", "dmc", "DeepMind Control Suite tasks") from err
+    finally:
+        absl_log.setLevel(level)
     return suite
 
 
