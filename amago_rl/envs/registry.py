@@ -6,11 +6,13 @@ Names, in the order they are looked up:
 2. built-in tasks: ``tmaze_passive``, ``tmaze_active``, ``meta_frozen_lake``, ``dark_key_door``,
    ``mazerunner``, ``bandit``, ``half_cheetah_vel`` (``envs`` extra: mujoco),
    ``popgym_multidomain`` (``envs`` extra: popgym);
-3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``) and ``gymnax/<EnvName>`` (e.g.
-   ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra);
+3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``), ``gymnax/<EnvName>`` (e.g.
+   ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra) and ``dmc/<domain>-<task>`` (DeepMind
+   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra);
 4. an import path ``"package.module:factory"`` to a user factory returning a gymnasium ``Env``
    or a TorchRL ``EnvBase``;
-5. any registered gymnasium id (``"CartPole-v1"``).
+5. any registered gymnasium id (``"CartPole-v1"``; ``"LunarLander-v3"`` needs the ``box2d``
+   extra, the MuJoCo ids the ``envs`` extra).
 
 Keyword arguments go to the task's constructor. ``num_envs > 1`` batches copies in one process:
 gymnasium envs in a ``SyncVectorEnv`` with autoreset disabled (TorchRL resets finished rows; 2x
@@ -30,16 +32,26 @@ import gymnasium as gym
 import torch
 from torchrl.envs import EnvBase, SerialEnv, TransformedEnv
 
+from amago_rl.errors import require_optional
+
 EnvFactory = Callable[..., gym.Env | EnvBase]
 
 POPGYM_PREFIX = "popgym/"
 GYMNAX_PREFIX = "gymnax/"
+DMC_PREFIX = "dmc/"
 PATTERNS = (
     f"{POPGYM_PREFIX}<EnvName>",
     f"{GYMNAX_PREFIX}<EnvName>",
+    f"{DMC_PREFIX}<domain>-<task>",
     "package.module:factory",
     "<any gymnasium id>",
 )
+
+# gymnasium ids whose entry point lives under a module prefix -> (package, extra) they need.
+GYM_EXTRAS: dict[str, tuple[str, str]] = {
+    "gymnasium.envs.box2d": ("box2d", "box2d"),
+    "gymnasium.envs.mujoco": ("mujoco", "envs"),
+}
 
 _USER: dict[str, EnvFactory] = {}
 
@@ -97,8 +109,8 @@ def make_env(
     """Build the task ``name`` (see the module docstring) wrapped by ``amago_env``.
 
     Args:
-        name: task name, ``popgym/<EnvName>``, ``gymnax/<EnvName>``, ``"pkg.mod:factory"`` or a
-            gymnasium id.
+        name: task name, ``popgym/<EnvName>``, ``gymnax/<EnvName>``, ``dmc/<domain>-<task>``,
+            ``"pkg.mod:factory"`` or a gymnasium id.
         num_envs: copies stepped together; the env's batch size is ``[num_envs]`` when > 1
             (gymnax envs always have batch size ``[num_envs]``).
         seed: seeds the env(s) (copy i gets ``seed + i``); ``None`` leaves them unseeded.
@@ -181,11 +193,36 @@ def resolve_env(name: str) -> EnvFactory:
             return POPGymEnv(game, **kwargs)
 
         return popgym_factory
+    if name.startswith(DMC_PREFIX):
+        task = name[len(DMC_PREFIX) :]
+
+        def dmc_factory(**kwargs: Any) -> gym.Env:
+            from amago_rl.envs.suites.dmc import DMCEnv
+
+            return DMCEnv(task, **kwargs)
+
+        return dmc_factory
     if ":" in name:
         return _import_factory(name)
     if name in gym.registry:
-        return lambda **kwargs: gym.make(name, **kwargs)
+        return _gym_factory(name)
     raise _unknown(name)
+
+
+def _gym_factory(env_id: str) -> EnvFactory:
+    """``gym.make(env_id, **kwargs)``; a missing simulator names the pip extra that installs it."""
+
+    def gym_factory(**kwargs: Any) -> gym.Env:
+        try:
+            return gym.make(env_id, **kwargs)
+        except gym.error.DependencyNotInstalled as err:
+            entry_point = gym.registry[env_id].entry_point
+            for prefix, (package, extra) in GYM_EXTRAS.items():
+                if isinstance(entry_point, str) and entry_point.startswith(prefix):
+                    raise require_optional(package, extra, f"gymnasium env {env_id!r}") from err
+            raise
+
+    return gym_factory
 
 
 def _import_module(module_name: str) -> Any:

@@ -14,7 +14,13 @@ PRESETS = sorted(
     p.stem
     for p in (Path(__file__).resolve().parents[2] / "amago_rl/configs/experiment").glob("*.yaml")
 )
-NEEDS = {"gymnax": "gymnax", "half_cheetah_vel": "mujoco", "popgym": "popgym"}
+NEEDS = {
+    "dmc": "dm_control",
+    "gymnax": "gymnax",
+    "half_cheetah_vel": "mujoco",
+    "lunar_lander": "Box2D",
+    "popgym": "popgym",
+}
 
 
 def _skip_missing(preset: str) -> None:
