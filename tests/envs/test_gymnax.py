@@ -132,6 +132,8 @@ def test_amago_train_runs_the_gymnax_cpu_preset(
     """The body of ``amago-train`` on the composed preset, in-process: a subprocess would add
     ~25 s of imports (torch, jax, gymnax) on a 2-core machine for no extra coverage."""
     from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     from amago_rl.cli import _run
 
@@ -149,7 +151,10 @@ def test_amago_train_runs_the_gymnax_cpu_preset(
         f"run_dir={run_dir}",
     ]
     with initialize_config_module("amago_rl.configs", version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as @hydra.main does before calling the task
+    with open_dict(cfg):
+        del cfg["hydra"]
     _run.__wrapped__(cfg)  # the function under @hydra.main
     out = capsys.readouterr().out
     assert "amago-train: finished epoch 1 (64 frames, 2 updates" in out, out
