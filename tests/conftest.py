@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import logging
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +63,37 @@ def tiny_run() -> list[str]:
         "collector.envs_per_worker=2",
         "replay.save_every=4",  # store pieces of unfinished trajectories so an update can run
     ]
+
+
+def run_amago_train(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``amago-train`` console script in ``cwd`` (not ``python -m``, which would put ``cwd``
+    on ``sys.path``), as a user runs it."""
+    script = Path(sys.executable).with_name("amago-train")
+    command = [str(script)] if script.exists() else [shutil.which("amago-train") or "amago-train"]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture
+def amago_train() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``amago_train(cwd, *overrides)``: see :func:`run_amago_train`."""
+    return run_amago_train
+
+
+@pytest.fixture
+def console_preset_epoch(tmp_path: Path, tiny_run: list[str]) -> Callable[[str], dict[str, str]]:
+    """``console_preset_epoch("dmc_cpu")``: one tiny epoch of a preset (2 updates) through the
+    console script in ``tmp_path``; asserts it succeeded and returns its metrics row."""
+
+    def run(preset: str) -> dict[str, str]:
+        tiny = [a for a in tiny_run if not a.startswith("trainer.updates_per_epoch")]
+        out = run_amago_train(
+            tmp_path, f"experiment={preset}", *tiny, "trainer.updates_per_epoch=2", "run_dir=run"
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        with (tmp_path / "run" / "metrics.csv").open() as f:
+            (row,) = list(csv.DictReader(f))
+        return row
+
+    return run

@@ -4,13 +4,10 @@ through the real policy and the console script."""
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -156,27 +153,9 @@ def test_dmc_cpu_preset_collects_with_the_real_policy() -> None:
 
 
 @needs_dmc
-def test_dmc_cpu_preset_trains_through_the_console_script(tmp_path: Path) -> None:
-    script = Path(sys.executable).with_name("amago-train")
-    command = [str(script)] if script.exists() else [shutil.which("amago-train") or "amago-train"]
-    tiny = [
-        "experiment=dmc_cpu",
-        "trainer.epochs=1",
-        "trainer.timesteps_per_epoch=8",
-        "trainer.updates_per_epoch=2",
-        "trainer.batch_size=2",
-        "trainer.eval_episodes=null",
-        "trainer.eval_timesteps=4",
-        "trainer.progress=false",
-        "collector.envs_per_worker=2",
-        "replay.save_every=4",
-        "run_dir=run",
-    ]
-    out = subprocess.run(
-        [*command, *tiny], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    with (tmp_path / "run" / "metrics.csv").open() as f:
-        (row,) = list(csv.DictReader(f))
+def test_dmc_cpu_preset_trains_through_the_console_script(
+    console_preset_epoch: Callable[[str], dict[str, str]],
+) -> None:
+    row = console_preset_epoch("dmc_cpu")
     assert row["updates"] == "2" and row["frames"] == "16"
     assert float(row["replay/tokens"]) > 0

@@ -4,9 +4,8 @@ through the console script in a fresh working directory."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,10 @@ TINY = [o for o in SMALL if not o.startswith("trainer.epochs")] + [
 FACTORY = "import gymnasium as gym\n\n\ndef make_env():\n    return gym.make('CartPole-v1')\n"
 
 
-def amago_train(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The console script (not `python -m`, which would put `cwd` on sys.path)."""
-    script = Path(sys.executable).with_name("amago-train")
-    command = [str(script)] if script.exists() else [shutil.which("amago-train") or "amago-train"]
-    return subprocess.run(
-        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
+AmagoTrain = Callable[..., subprocess.CompletedProcess[str]]  # the `amago_train` fixture
 
 
-def test_bare_command_runs_without_run_dir(tmp_path: Path) -> None:
+def test_bare_command_runs_without_run_dir(tmp_path: Path, amago_train: AmagoTrain) -> None:
     """`amago-train` with no run_dir writes runs/<name>/<date_time>/ under the working dir."""
     out = amago_train(tmp_path, *TINY)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -44,7 +37,9 @@ def test_bare_command_runs_without_run_dir(tmp_path: Path) -> None:
     assert str(run_dir) in out.stdout
 
 
-def test_users_factory_without_arguments_runs_from_its_folder(tmp_path: Path) -> None:
+def test_users_factory_without_arguments_runs_from_its_folder(
+    tmp_path: Path, amago_train: AmagoTrain
+) -> None:
     """README: `amago-train experiment=none env.name=my_pkg.mod:make_env` with a factory that takes
     no arguments; the module sits in the working directory, which is not on the script's path."""
     (tmp_path / "my_envs.py").write_text(FACTORY)
@@ -67,7 +62,9 @@ def test_another_env_does_not_inherit_the_presets_env_options() -> None:
 
 
 @pytest.mark.parametrize("typo", ["trainer.epochz=3", "+trainer.epochz=3", "~trainer.epochz"])
-def test_unknown_keys_fail_with_close_matches(typo: str, tmp_path: Path) -> None:
+def test_unknown_keys_fail_with_close_matches(
+    typo: str, tmp_path: Path, amago_train: AmagoTrain
+) -> None:
     with pytest.raises(UnknownConfigKeyError, match=r"Did you mean: trainer\.epochs\?"):
         load_config([typo])
     out = amago_train(tmp_path, typo)
@@ -89,7 +86,7 @@ def test_unknown_keys_at_every_level() -> None:
     assert cfg.agent.loss_kwargs["popart_shared_scale"] is False
 
 
-def test_resume_true_without_a_checkpoint_fails(tmp_path: Path) -> None:
+def test_resume_true_without_a_checkpoint_fails(tmp_path: Path, amago_train: AmagoTrain) -> None:
     out = amago_train(tmp_path, "run_dir=runs/typo", "resume=true")
     assert out.returncode != 0 and "resume=auto" in out.stderr and "does not exist" in out.stderr
     assert not (tmp_path / "runs").exists(), "a mistyped path leaves nothing behind"
@@ -111,7 +108,7 @@ def load_config_and_check_resume(overrides: list[str]) -> None:
     check_resumable(cfg.run_dir, cfg.resume)
 
 
-def test_resume_auto_starts_then_continues(tmp_path: Path) -> None:
+def test_resume_auto_starts_then_continues(tmp_path: Path, amago_train: AmagoTrain) -> None:
     first = amago_train(tmp_path, *TINY, "run_dir=r", "resume=auto")
     assert first.returncode == 0, first.stderr[-2000:]
     again = amago_train(tmp_path, *TINY, "run_dir=r", "resume=auto", "trainer.epochs=2")
@@ -119,7 +116,7 @@ def test_resume_auto_starts_then_continues(tmp_path: Path) -> None:
     assert [r["epoch"] for r in rows(tmp_path / "r")] == ["0", "1"]
 
 
-def test_resume_continues_with_the_runs_config(tmp_path: Path) -> None:
+def test_resume_continues_with_the_runs_config(tmp_path: Path, amago_train: AmagoTrain) -> None:
     """`amago-train run_dir=X resume=true trainer.epochs=2` continues X with the config X was
     trained with (not the defaults); another experiment on the same run_dir is refused."""
     first = amago_train(tmp_path, "experiment=bandit_cpu", *TINY, "seed=5", "run_dir=r")
