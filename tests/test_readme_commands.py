@@ -20,7 +20,7 @@ def readme_commands() -> list[list[str]]:
     """The arguments of each `amago-train` line inside a ```bash block (comments stripped)."""
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
     commands = []
-    for line in "\n".join(blocks).splitlines():
+    for line in "\n".join(blocks).replace("\\\n", " ").splitlines():  # join continued lines
         words = shlex.split(line, comments=True)
         if words and words[0] == "amago-train":
             commands.append(words[1:])
