@@ -281,7 +281,9 @@ def main() -> None:
         variants = [Variant("this checkout", amago_rl)]
         if args.baseline:
             workdir = stack.enter_context(tempfile.TemporaryDirectory())
-            variants.append(Variant(f"baseline {args.baseline}", load_revision(args.baseline, workdir)))
+            variants.append(
+                Variant(f"baseline {args.baseline}", load_revision(args.baseline, workdir))
+            )
         torch.manual_seed(0)
         build(variants[0], None)
         state = variants[0].policy.state_dict()

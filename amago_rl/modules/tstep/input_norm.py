@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from amago_rl.modules.derived_cache import DerivedCache
+
 
 class InputNorm(nn.Module):
     """Normalise ``[..., dim]`` inputs with running statistics.
@@ -22,6 +24,9 @@ class InputNorm(nn.Module):
     Args:
         dim: number of features. beta: base step size. eps: added under the square root.
         min_std, max_std: bounds of ``sigma``. clip: bound of the normalised output.
+
+    ``sigma``, the ``sigma > 0.01`` mask and the NaN-free mean are computed once per change of the
+    statistics (:class:`~amago_rl.modules.derived_cache.DerivedCache`), not once per call.
     """
 
     # Below this std a feature is treated as (nearly) constant and only centred.
@@ -52,6 +57,7 @@ class InputNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("second_moment", torch.ones(dim))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self._stats_cache: DerivedCache[tuple[torch.Tensor, ...]] = DerivedCache()
 
     @property
     def std(self) -> torch.Tensor:
@@ -79,12 +85,22 @@ class InputNorm(nn.Module):
         self.mean.lerp_(rows.mean(0), beta_t)
         self.second_moment.lerp_(rows.pow(2).mean(0), beta_t)
 
+    @torch.no_grad()
+    def _derived_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(sigma, sigma > 0.01, nan_to_num(mu))``, each ``[dim]``."""
+        std = self.std
+        return std, std > self._STABLE_STD, torch.nan_to_num(self.mean)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., dim] -> [..., dim]`` with the current statistics (no update)."""
-        std = self.std
+        std, stable, mean_or_zero = self._stats_cache.get(
+            (self.mean, self.second_moment),
+            self._derived_stats,
+            (self.eps, self.min_std, self.max_std),
+        )
         normalized = ((x - self.mean) / std).clamp(-self.clip, self.clip)
-        use_norm = (std > self._STABLE_STD) & ~torch.isnan(normalized)
-        return torch.where(use_norm, normalized, x - torch.nan_to_num(self.mean))
+        use_norm = stable & ~torch.isnan(normalized)
+        return torch.where(use_norm, normalized, x - mean_or_zero)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x [..., dim]``, optional ``mask [..., 1]`` bool (False on padding) -> ``[..., dim]``."""
