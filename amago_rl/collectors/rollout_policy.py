@@ -38,6 +38,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from amago_rl import keys
 from amago_rl.collectors.flat_plan import Step, flat_plan, plan_is_usable
+from amago_rl.modules.derived_cache import clear_derived_caches
 from amago_rl.modules.exploration import BilevelEpsilonGreedy
 from amago_rl.modules.trajectory.base import TrajEncoder
 
@@ -111,6 +112,12 @@ class RolloutPolicy(TensorDictSequential):
             work = step(work)
         keys_to_update = list(set(self.out_keys + list(tensordict.keys(True, True))))
         return tensordict.update(work, keys_to_update=keys_to_update)
+
+    def clear_weight_caches(self) -> None:
+        """Forget the values cached from the weights (sigma-reparam scales, input-normalisation
+        stats). Needed only after in-place writes through ``.data`` by hand; optimizer steps,
+        ``load_state_dict`` and ``RolloutCollector.update_policy_weights_`` are handled."""
+        clear_derived_caches(self)
 
     def _children_changed(self) -> bool:
         children = self._plan_children
