@@ -19,9 +19,10 @@ processes on a shared machine hits both alike. Reported per variant: median and 
 thread-CPU ms per call; the ratio of medians. The warm-up also checks that both variants give
 bit-identical actions and KV caches from the same inputs and seeds.
 
-Parts (``--parts``, in isolation, eval mode, no grad): timestep encoder, trajectory encoder step,
-actor head + discount selection, distribution + sample + log-prob, exploration; "plumbing" is the
-full step minus their sum (TensorDict wrappers, mode switching, key selection).
+Parts (``--parts``, each called alone in eval mode without grad, all calls interleaved): timestep
+encoder, trajectory encoder step, actor head + discount selection, distribution + sample +
+log-prob, exploration, and the eval-mode switch; "plumbing" is the full step minus these (the
+TensorDict containers, key selection, ...).
 
 Usage::
 
@@ -187,59 +188,77 @@ def quantiles_ms(xs: list[float]) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------- parts
-def median_ms(fn: Callable[[], object], count: torch.Tensor, position: int, repeats: int) -> float:
-    """Median thread-CPU ms of ``fn`` (the KV counter reset before each call, untimed)."""
-    times = []
-    for i in range(repeats + 10):
-        count.fill_(position)
-        cpu = time.thread_time()
-        fn()
-        if i >= 10:
-            times.append(time.thread_time() - cpu)
-    return 1e3 * statistics.median(times)
+PARTS = (
+    "timestep encoder",
+    "trajectory encoder step",
+    "actor head + discount selection",
+    "distribution + sample + log-prob",
+    "exploration",
+)
 
 
-def parts_ms(v: Variant, envs: int, position: int, repeats: int) -> dict[str, float]:
-    """Thread-CPU ms of the parts of one step, each called alone (eval mode, no grad)."""
+def part_calls(v: Variant, envs: int, position: int) -> dict[str, Callable[[], object]]:
+    """The full step and each of its parts alone (eval mode, no grad) as callables."""
     m = v.modules
     select = m.policy.module[0].module[2]
     prob = m.policy.module[1]
     gen = torch.Generator().manual_seed(1)
     td = step_input(envs, position, gen)
-    out: dict[str, float] = {}
-    full = median_ms(lambda: v.policy(step_input(envs, position, gen)), v.count, position, repeats)
     training = [mod for mod in v.policy.modules() if mod.training]
-    for mod in training:
-        mod.training = False
-    try:
-        with torch.no_grad():
-            m.tstep_encoder(td)
-            m.traj_encoder(td)
-            m.actor_head(td)
-            select(td)
-            prob(td)
-            out["timestep encoder"] = median_ms(
-                lambda: m.tstep_encoder(td), v.count, position, repeats
-            )
-            out["trajectory encoder step"] = median_ms(
-                lambda: m.traj_encoder(td), v.count, position, repeats
-            )
-            out["actor head + discount selection"] = median_ms(
-                lambda: select(m.actor_head(td)), v.count, position, repeats
-            )
-            out["distribution + sample + log-prob"] = median_ms(
-                lambda: prob(td), v.count, position, repeats
-            )
-            out["exploration"] = median_ms(lambda: v.explore(td), v.count, position, repeats)
-            out["input TensorDict (not in the step)"] = median_ms(
-                lambda: step_input(envs, position, gen), v.count, position, repeats
-            )
-    finally:
-        for mod in training:
-            mod.training = True
-    summed = sum(x for k, x in out.items() if not k.startswith("input"))
-    out["plumbing (full - parts)"] = full - summed
-    out["full step"] = full
+
+    def in_eval(fn: Callable[[], object]) -> Callable[[], object]:
+        def call() -> object:
+            for mod in training:
+                object.__setattr__(mod, "training", False)
+            try:
+                with torch.no_grad():
+                    return fn()
+            finally:
+                for mod in training:
+                    object.__setattr__(mod, "training", True)
+
+        return call
+
+    parts = [
+        lambda: m.tstep_encoder(td),
+        lambda: m.traj_encoder(td),
+        lambda: select(m.actor_head(td)),
+        lambda: prob(td),
+        lambda: v.explore(td),
+    ]
+    for fn in parts:  # fill td with every entry the later parts read
+        in_eval(fn)()
+    calls = {"full step": lambda: v.policy(step_input(envs, position, gen))}
+    calls.update({name: in_eval(fn) for name, fn in zip(PARTS, parts, strict=True)})
+    calls["mode switch + no_grad alone"] = in_eval(lambda: None)
+    calls["input TensorDict (untimed in the step)"] = lambda: step_input(envs, position, gen)
+    return calls
+
+
+def parts_ms(
+    variants: list[Variant], envs: int, position: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Median thread-CPU ms of the full step and of each part alone, all calls of all variants
+    interleaved one by one (so that load from other processes hits them alike). "plumbing" is
+    the full step minus the parts (each net of the mode switch) and one mode switch: the
+    TensorDict containers, key selection and the like."""
+    calls = [(v, name, fn) for v in variants for name, fn in part_calls(v, envs, position).items()]
+    times: dict[tuple[str, str], list[float]] = {(v.name, name): [] for v, name, _ in calls}
+    for i in range(repeats + 10):
+        for v, name, fn in calls if i % 2 == 0 else calls[::-1]:
+            v.count.fill_(position)
+            cpu = time.thread_time()
+            fn()
+            if i >= 10:
+                times[(v.name, name)].append(time.thread_time() - cpu)
+    out: dict[str, dict[str, float]] = {}
+    for v in variants:
+        row = {name: 1e3 * statistics.median(times[(v.name, name)]) for _, name, _ in calls}
+        # Each part alone pays the mode switch once, the full step once in all.
+        switch = row["mode switch + no_grad alone"]
+        parts = sum(row[p] - switch for p in PARTS)
+        row["plumbing (full step - parts - one mode switch)"] = row["full step"] - parts - switch
+        out[v.name] = row
     return out
 
 
@@ -311,10 +330,10 @@ def main() -> None:
                     " (actions and KV cache bit-identical over the warm-up)"
                 )
             if args.parts:
-                repeats = 20 if args.quick else 200
-                table = {v.name: parts_ms(v, envs, args.position, repeats) for v in variants}
+                repeats = 20 if args.quick else 300
+                table = parts_ms(variants, envs, args.position, repeats)
                 names = list(table)
-                print(f"\nParts, {envs} env(s), CPU ms (median of {repeats}, each part alone):")
+                print(f"\nParts, {envs} env(s), CPU ms (median of {repeats}, calls interleaved):")
                 print("| part | " + " | ".join(names) + " |")
                 print("|---|" + "---|" * len(names))
                 for part in table[names[0]]:
