@@ -14,7 +14,6 @@ Three kinds of writes bypass version counters, and are handled as follows:
 * fused optimizer steps (torch's ``AdamW(fused=True)``, which ``make_optimizer`` uses on CPU)
   write parameters in place without bumping their versions: once a cache exists, a global
   optimizer step post-hook bumps the versions of the parameters of fused param groups;
-
 * writes by another process into shared memory (TorchRL's multi-process collectors move the
   learner's CPU parameters into shared memory): values derived from shared-memory tensors
   (and from CUDA tensors, which torch always reports as shared) are never cached;
