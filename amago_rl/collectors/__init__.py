@@ -2,7 +2,7 @@
 the collector factory (TorchRL ``Collector`` / ``MultiAsyncCollector``) and evaluation."""
 
 from amago_rl.collectors.evaluate import evaluate_policy
-from amago_rl.collectors.factory import make_collector
+from amago_rl.collectors.factory import RolloutCollector, make_collector
 from amago_rl.collectors.rollout_policy import (
     RolloutPolicy,
     eval_policy_copy,
@@ -12,6 +12,7 @@ from amago_rl.collectors.rollout_policy import (
 )
 
 __all__ = [
+    "RolloutCollector",
     "RolloutPolicy",
     "eval_policy_copy",
     "evaluate_policy",

@@ -34,8 +34,31 @@ from typing import Any
 
 import torch
 from tensordict.nn import TensorDictModuleBase
+from torch import nn
 from torchrl.collectors import BaseCollector, Collector, MultiAsyncCollector
 from torchrl.envs import EnvBase
+
+from amago_rl.modules.derived_cache import clear_derived_caches
+
+
+class RolloutCollector(Collector):
+    """TorchRL's ``Collector`` whose ``update_policy_weights_`` also clears the policy's cached
+    weight-derived values (sigma-reparam scales, input-normalisation stats).
+
+    TorchRL copies weights into a separate policy copy through ``.data``, which bypasses the
+    version counters the caches watch (``amago_rl/modules/derived_cache.py``). It is the
+    in-process collector of :func:`make_collector` and the worker collector of its
+    ``MultiAsyncCollector``.
+    """
+
+    def update_policy_weights_(self, *args: Any, **kwargs: Any) -> None:
+        super().update_policy_weights_(*args, **kwargs)
+        seen: set[int] = set()
+        for name in ("policy", "_wrapped_policy", "_policy_w_state_dict"):
+            policy = getattr(self, name, None)
+            if isinstance(policy, nn.Module) and id(policy) not in seen:
+                seen.add(id(policy))
+                clear_derived_caches(policy)
 
 
 def make_collector(
@@ -77,7 +100,8 @@ def make_collector(
             ``trajs_per_batch``, ``replay_buffer``, ``exploration_type``, ...).
 
     Returns:
-        a ``torchrl.collectors.BaseCollector``: iterate it for batches, call
+        a ``torchrl.collectors.BaseCollector`` (a :class:`RolloutCollector` for one worker, a
+        ``MultiAsyncCollector`` of them otherwise): iterate it for batches, call
         ``update_policy_weights_()`` after learning and ``shutdown()`` at the end.
     """
     if num_workers < 1:
@@ -100,9 +124,10 @@ def make_collector(
     }
     options.update(collector_kwargs)
     if num_workers == 1:
-        collector: BaseCollector = Collector(create_env_fn, policy, **options)
+        collector: BaseCollector = RolloutCollector(create_env_fn, policy, **options)
     else:
         options.setdefault("num_sub_threads", 1)  # one torch thread per collecting process
+        options.setdefault("collector_class", RolloutCollector)
         collector = MultiAsyncCollector([create_env_fn] * num_workers, policy, **options)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())

@@ -9,6 +9,9 @@
   learner's own object, and in worker processes it is whatever was pickled, so the policy
   enforces the mode itself instead of relying on callers;
 * runs without autograd (rollout memory must be detached anyway);
+* runs the leaf modules directly, without the per-call work of the TensorDict containers around
+  them (``amago_rl/collectors/flat_plan.py``; the same calls in the same order, so outputs are
+  bit-identical; trees it cannot flatten run through the containers as usual);
 * returns only ``action`` (plus the exploration module's optional ``eps_key``): the actor's
   intermediate entries (``tstep_embedding``, ``state_embedding``, ``policy_params``, logits /
   loc / scale, ``action_log_prob``) stay out of the collector's buffers, so worker processes
@@ -34,6 +37,8 @@ from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from amago_rl import keys
+from amago_rl.collectors.flat_plan import Step, flat_plan, plan_is_usable
+from amago_rl.modules.derived_cache import clear_derived_caches
 from amago_rl.modules.exploration import BilevelEpsilonGreedy
 from amago_rl.modules.trajectory.base import TrajEncoder
 
@@ -68,22 +73,58 @@ class RolloutPolicy(TensorDictSequential):
             )
         self.select_out_keys(*out_keys)
         self.exploration_type = exploration_type
-        # Plain list (not registered children): the modules whose train/eval flag we flip.
+        # Plain lists (not registered children), built from the module tree as constructed: the
+        # modules whose train/eval flag we flip, and the leaf calls of the flat fast path.
         self._mode_modules: list[nn.Module] = list(self.modules())
+        self._plan_children: list[nn.Module] = list(self._module_iter())
+        self._plan: list[Step] = [s for m in self._plan_children for s in flat_plan(m)]
 
     def forward(self, tensordict: TensorDictBase, *args, **kwargs) -> TensorDictBase:
         training = [m for m in self._mode_modules if m.training]
+        # object.__setattr__: the flag is a plain attribute, and nn.Module.__setattr__'s checks
+        # for parameters / buffers / submodules cost ~1 us each over the ~130 modules, every step.
         for m in training:
-            m.training = False
+            object.__setattr__(m, "training", False)
         try:
             with torch.no_grad():
                 if self.exploration_type is None:
-                    return super().forward(tensordict, *args, **kwargs)
+                    return self._forward(tensordict, *args, **kwargs)
                 with set_exploration_type(self.exploration_type):
-                    return super().forward(tensordict, *args, **kwargs)
+                    return self._forward(tensordict, *args, **kwargs)
         finally:
             for m in training:
-                m.training = True
+                object.__setattr__(m, "training", True)
+
+    def _forward(self, tensordict: TensorDictBase, *args, **kwargs) -> TensorDictBase:
+        if (
+            args
+            or kwargs
+            or not isinstance(tensordict, TensorDictBase)
+            or not plan_is_usable()
+            or self._children_changed()
+        ):
+            return super().forward(tensordict, *args, **kwargs)
+        # TensorDictSequential.forward with selected out_keys, over the flat plan: run on a
+        # shallow copy, then write back the selected out_keys (and any input entry a module
+        # overwrote), so the intermediate entries stay out of the caller's TensorDict.
+        work = tensordict.copy()
+        for step in self._plan:
+            work = step(work)
+        keys_to_update = list(set(self.out_keys + list(tensordict.keys(True, True))))
+        return tensordict.update(work, keys_to_update=keys_to_update)
+
+    def clear_weight_caches(self) -> None:
+        """Forget the values cached from the weights (sigma-reparam scales, input-normalisation
+        stats). Needed only after in-place writes through ``.data`` by hand; optimizer steps,
+        ``load_state_dict`` and ``RolloutCollector.update_policy_weights_`` are handled."""
+        clear_derived_caches(self)
+
+    def _children_changed(self) -> bool:
+        children = self._plan_children
+        current = list(self._module_iter())
+        return len(current) != len(children) or any(
+            a is not b for a, b in zip(current, children, strict=True)
+        )
 
 
 class ForcedExplorationType(TensorDictModuleBase):

@@ -8,12 +8,15 @@ from amago_rl.modules.builder import (
     action_kind_from_spec,
     make_amago_modules,
 )
+from amago_rl.modules.derived_cache import DerivedCache, clear_derived_caches
 
 __all__ = [
     "DEFAULT_GAMMAS",
     "TRAJ_ENCODERS",
     "TSTEP_ENCODERS",
     "AMAGOModules",
+    "DerivedCache",
     "action_kind_from_spec",
+    "clear_derived_caches",
     "make_amago_modules",
 ]

@@ -20,6 +20,7 @@ from torch import nn
 from torchrl.collectors import Collector, MultiAsyncCollector
 
 from amago_rl.collectors import (
+    RolloutCollector,
     RolloutPolicy,
     eval_policy_copy,
     evaluate_policy,
@@ -166,6 +167,7 @@ def test_multi_async_memory_reset_and_weight_push() -> None:
         scripted_env, policy, num_workers=2, frames_per_batch=3 * 6, total_frames=-1, seed=1
     )
     assert isinstance(collector, MultiAsyncCollector)
+    assert collector.collector_class is RolloutCollector  # clears weight caches on a push
     try:
         before, after = [], []
         for batch in collector:

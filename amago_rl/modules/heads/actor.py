@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModule, TensorDictModuleBase
+from tensordict.nn import TensorDictModule, TensorDictModuleBase, skip_existing
 from tensordict.utils import NestedKey
 from torch import nn
 from torch.distributions import Distribution
@@ -230,3 +230,24 @@ class SelectDiscount(TensorDictModule):
         self.index = index
         self.kind = kind
         self.action_dim = action_dim
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """``TensorDictModule.forward``, with a direct path for the common call ``module(td)``.
+
+        The direct path reads ``in_key``, runs the selection and sets the out_keys in ``td``
+        (what ``TensorDictModule`` does, minus its per-call conversion of every output through
+        ``TensorDict.from_any``: about a tenth of a millisecond per rollout step). Any other
+        call (keyword inputs, ``tensordict_out``, ``skip_existing``, a missing entry) takes
+        the ``TensorDictModule`` route.
+        """
+        if len(args) == 1 and not kwargs and self.inplace is True and not skip_existing():
+            tensordict = args[0]
+            if isinstance(tensordict, TensorDictBase):
+                params = tensordict.get(self.in_keys[0], None)
+                if isinstance(params, torch.Tensor):
+                    outputs = self.module(params)
+                    for key, value in zip(self.out_keys_source, outputs, strict=True):
+                        if key != "_":  # TensorDictModule's "discard this output" key
+                            tensordict.set(key, value)
+                    return tensordict
+        return super().forward(*args, **kwargs)

@@ -96,7 +96,7 @@ class FlooredCategorical(Distribution):
             flat = self.probs.reshape(-1, self.num_actions)
             n = math.prod(sample_shape)
             idx = torch.multinomial(flat, n, replacement=True)  # [prod(batch), n]
-            idx = idx.T.reshape(tuple(sample_shape) + tuple(self.batch_shape))
+            idx = (idx if n == 1 else idx.T).reshape(tuple(sample_shape) + tuple(self.batch_shape))
             return self._one_hot(idx)
 
     def rsample(self, sample_shape: _Shape = ()) -> torch.Tensor:
@@ -123,9 +123,11 @@ class FlooredCategorical(Distribution):
             )
         idx = value.argmax(-1, keepdim=True)
         logp = self.log_probs
-        shape = torch.broadcast_shapes(idx.shape[:-1], logp.shape[:-1])
-        logp = logp.expand(*shape, self.num_actions)
-        return logp.gather(-1, idx.expand(*shape, 1)).squeeze(-1)
+        if idx.shape[:-1] != logp.shape[:-1]:  # (torch.broadcast_shapes is slow Python)
+            shape = torch.broadcast_shapes(idx.shape[:-1], logp.shape[:-1])
+            logp = logp.expand(*shape, self.num_actions)
+            idx = idx.expand(*shape, 1)
+        return logp.gather(-1, idx).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
         """``[...]`` entropy of the floored probabilities."""

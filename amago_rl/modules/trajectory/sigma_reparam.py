@@ -5,6 +5,11 @@ estimates ``u``, ``v`` kept in buffers. They start at the exact top singular vec
 construction) and are refined by one power iteration per forward pass in training mode only, so
 evaluation never changes the module's state. ``gamma`` is a learnable scalar (init 1): the layer starts
 with spectral norm 1 and learns how far to move from there, which keeps attention logits bounded.
+
+In eval mode without autograd (rollout steps, target passes) the scale ``gamma / sigma`` (and, for
+large inputs, the rescaled weight) is computed once per change of ``weight``, ``gamma``, ``u`` or
+``v`` instead of once per call (:class:`~amago_rl.modules.derived_cache.DerivedCache`): the same
+expression on the same values, so outputs are bit-identical.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from amago_rl.modules.derived_cache import DerivedCache
 
 # For 2-D inputs with at most this many rows (rollout steps: one row per env) the layer scales its
 # output instead of building the rescaled weight (a full extra pass over W). Measured on the project
@@ -56,6 +63,8 @@ class SigmaReparamLinear(nn.Module):
             left, _, right_h = torch.linalg.svd(self.weight, full_matrices=False)
         self.register_buffer("u", left[:, 0].clone())
         self.register_buffer("v", right_h[0].clone())
+        self._scale_cache: DerivedCache[torch.Tensor] = DerivedCache()
+        self._weight_cache: DerivedCache[torch.Tensor] = DerivedCache()
 
     @torch.no_grad()
     def power_iteration(self) -> None:
@@ -81,14 +90,24 @@ class SigmaReparamLinear(nn.Module):
         """``gamma / sigma * W``, shape ``[D_out, D_in]``."""
         return (self.gamma / self.sigma()) * self.weight
 
+    def _sources(self) -> tuple[torch.Tensor, ...]:
+        return self.weight, self.gamma, self.u, self.v
+
+    def _scale(self) -> torch.Tensor:
+        return self.gamma / self.sigma()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.power_iteration()
-        scale = self.gamma / self.sigma()
+        cached = not self.training and not torch.is_grad_enabled()
+        scale = self._scale_cache.get(self._sources(), self._scale) if cached else self._scale()
         if x.dim() == 2 and x.shape[0] <= _SMALL_BATCH_ROWS:
             # Rollout step (one row per env): scaling the output is cheaper than a rescaled copy of W.
             y = F.linear(x, self.weight)
             return y * scale if self.bias is None else torch.addcmul(self.bias, y, scale)
+        if cached:
+            weight = self._weight_cache.get(self._sources(), lambda: scale * self.weight)
+            return F.linear(x, weight, self.bias)
         return F.linear(x, scale * self.weight, self.bias)
 
     def extra_repr(self) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from amago_rl.modules.derived_cache import DerivedCache
+
 
 class InputNorm(nn.Module):
     """Normalise ``[..., dim]`` inputs with running statistics.
@@ -28,6 +30,9 @@ class InputNorm(nn.Module):
     ``moment_reducer`` (None: this process's batch only) sums the batch's ``[3, dim]`` (row
     count, sum, sum of squares) over the processes of a data-parallel run before the update (set
     by :func:`amago_rl.distributed.sync_batch_statistics`).
+
+    ``sigma``, the ``sigma > 0.01`` mask and the NaN-free mean are computed once per change of the
+    statistics (:class:`~amago_rl.modules.derived_cache.DerivedCache`), not once per call.
     """
 
     moment_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -60,6 +65,7 @@ class InputNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("second_moment", torch.ones(dim))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self._stats_cache: DerivedCache[tuple[torch.Tensor, ...]] = DerivedCache()
 
     @property
     def std(self) -> torch.Tensor:
@@ -92,12 +98,22 @@ class InputNorm(nn.Module):
         self.mean.lerp_(s1 / n, beta_t)
         self.second_moment.lerp_(s2 / n, beta_t)
 
+    @torch.no_grad()
+    def _derived_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(sigma, sigma > 0.01, nan_to_num(mu))``, each ``[dim]``."""
+        std = self.std
+        return std, std > self._STABLE_STD, torch.nan_to_num(self.mean)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., dim] -> [..., dim]`` with the current statistics (no update)."""
-        std = self.std
+        std, stable, mean_or_zero = self._stats_cache.get(
+            (self.mean, self.second_moment),
+            self._derived_stats,
+            (self.eps, self.min_std, self.max_std),
+        )
         normalized = ((x - self.mean) / std).clamp(-self.clip, self.clip)
-        use_norm = (std > self._STABLE_STD) & ~torch.isnan(normalized)
-        return torch.where(use_norm, normalized, x - torch.nan_to_num(self.mean))
+        use_norm = stable & ~torch.isnan(normalized)
+        return torch.where(use_norm, normalized, x - mean_or_zero)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x [..., dim]``, optional ``mask [..., 1]`` bool (False on padding) -> ``[..., dim]``."""
