@@ -40,7 +40,7 @@ def parse_amago_log(text: str, batches_per_epoch: int, val_interval: int = 1) ->
     ``Test Average Return`` lines (the final test run) are not evaluations."""
     raw: list[tuple[float, float]] = []
     skipped: set[int] = set()
-    for line in text.split("\n"):  # not splitlines(): a \\r piece keeps its line's stamp
+    for line in text.split("\n"):  # not splitlines(): a \r piece keeps its line's stamp
         stamp, sep, body = line.partition("\t")
         if not sep:
             continue
