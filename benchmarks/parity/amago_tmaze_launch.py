@@ -15,8 +15,8 @@ things the example does not:
   process, so the seed fixes them).
 
 Then one thread (``torch.set_num_threads(1)``) and ``runpy`` runs the example as ``__main__``.
-The example is found next to the installed ``amago`` package (an editable install of AMAGO's
-repository: ``<repo>/examples/04_tmaze.py``), or given with ``--example``.
+The example is looked up next to the ``amago`` package (``<source tree>/examples/04_tmaze.py``,
+where a source checkout has it), or given with ``--example``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def find_example(explicit: str | None) -> Path:
         path = Path(amago.__file__).resolve().parents[1] / "examples" / EXAMPLE
     if not path.is_file():
         raise SystemExit(
-            f"AMAGO's T-Maze example was not found at {path}. Install AMAGO from its repository "
-            "(editable, so examples/ sits next to the package) or pass --example PATH."
+            f"AMAGO's T-Maze example was not found at {path}: this AMAGO installation has no "
+            "examples/ directory next to its package. Pass --example PATH to AMAGO's "
+            f"examples/{EXAMPLE}."
         )
     return path
 

@@ -55,8 +55,8 @@ def resolve_amago_python(
         if probe.returncode != 0:
             tail = probe.stderr.strip().splitlines()[-1:] or ["(no error output)"]
             raise AmagoPythonError(
-                f"`import amago` fails with {path}: {tail[0]}. Install AMAGO in that venv, or "
-                "point --amago-python at the venv where it is installed."
+                f"`import amago` fails with {path}: {tail[0]}. Point --amago-python at the python "
+                "of a venv where AMAGO is installed."
             )
     return path
 
