@@ -193,3 +193,16 @@ def test_run_commands_share_the_targets_configuration(parity, tmp_path: Path) ->
     assert flags["--parallel_actors"] == "8" and flags["--batches_per_epoch"] == "50"
     assert flags["--val_interval"] == "1" and flags["--epochs"] == "41"  # evaluated at epoch start
     assert "--no_log" in flags and flags["--env_mode"] == "sync"
+
+
+def test_child_environments_pin_one_thread(parity) -> None:
+    common = parity("common")
+    base = {"OMP_NUM_THREADS": "8", "PATH": "/bin"}
+    ours = common.single_thread_env(base=base)
+    amago = common.amago_env(base=base)
+    for env in (ours, amago):
+        assert all(env[name] == "1" for name in common.THREAD_VARS)
+        assert env["PATH"] == "/bin" and env["PYTHONUNBUFFERED"] == "1"
+    assert amago["TORCH_COMPILE_DISABLE"] == "1" and amago["WANDB_MODE"] == "disabled"
+    assert "TORCH_COMPILE_DISABLE" not in ours
+    assert base == {"OMP_NUM_THREADS": "8", "PATH": "/bin"}  # not modified

@@ -73,13 +73,9 @@ def single_thread_env(
     return env
 
 
-def amago_env(
-    compile_enabled: bool = False, base: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """Environment of an AMAGO child: one thread, wandb off, and (unless ``compile_enabled``)
-    ``torch.compile`` disabled: AMAGO decorates several methods with it, and it fails on this CPU
-    machine, so TARGETS.md's AMAGO figures are eager mode."""
-    extra = {"WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
-    if not compile_enabled:
-        extra["TORCH_COMPILE_DISABLE"] = "1"
+def amago_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of an AMAGO child: one thread, wandb off, ``torch.compile`` disabled (AMAGO
+    decorates several methods with it; it fails on this CPU machine, so TARGETS.md's AMAGO figures
+    are eager mode, and so are these)."""
+    extra = {"WANDB_MODE": "disabled", "WANDB_SILENT": "true", "TORCH_COMPILE_DISABLE": "1"}
     return single_thread_env(extra, base)
