@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from amago_rl.checkpoint import CKPT_DIR, LATEST
 from amago_rl.config import TrainConfig
+from amago_rl.overrides import CONFIG_GROUPS, parse_overrides
 
 RUN_CONFIG = "config.yaml"
 ResumeMode = Literal["never", "required", "auto"]
@@ -71,13 +72,17 @@ def check_resumable(run_dir: str | Path | None, value: Any) -> bool:
     )
 
 
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    """The resolved :class:`TrainConfig` a :class:`Trainer` saved in ``run_dir`` (``config.yaml``)."""
+def _saved_config(run_dir: str | Path) -> DictConfig:
+    """``run_dir``'s ``config.yaml`` merged onto the schema (typed, validated)."""
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory.")
-    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    return OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))  # type: ignore[return-value]
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved :class:`TrainConfig` a :class:`Trainer` saved in ``run_dir`` (``config.yaml``)."""
+    return OmegaConf.to_object(_saved_config(run_dir))  # type: ignore[return-value]
 
 
 def resumed_config(
@@ -89,11 +94,7 @@ def resumed_config(
     Group choices (``experiment=...``, ``env=...``) would build another agent: they are accepted
     only when the config they compose agrees with the saved one (the original command repeated).
     """
-    from amago_rl.overrides import CONFIG_GROUPS, parse_overrides
-
-    saved = OmegaConf.merge(
-        OmegaConf.structured(TrainConfig), OmegaConf.load(Path(run_dir) / RUN_CONFIG)
-    )
+    saved = _saved_config(run_dir)
     parsed = parse_overrides(overrides)
     keys = [o for o in parsed if o.key_or_group not in CONFIG_GROUPS and "/" not in o.key_or_group]
     keys = [o for o in keys if not o.key_or_group.startswith("hydra")]

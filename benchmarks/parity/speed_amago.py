@@ -22,7 +22,6 @@ Prints one ``PARITY_RESULT {json}`` line (``speed_spec.report``).
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import gin
@@ -138,20 +137,5 @@ def rollout(envs: int, reps: int) -> None:
     spec.report("amago", "rollout", config, times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("measure", choices=["learner", "rollout"])
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--envs", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    if args.measure == "learner":
-        learner(args.seq_len, args.reps)
-    else:
-        rollout(args.envs, args.reps)
-
-
 if __name__ == "__main__":
-    main()
+    spec.worker_main(__doc__.split("\n")[0], learner, rollout)

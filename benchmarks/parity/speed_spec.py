@@ -7,9 +7,11 @@ Default agent of TARGETS.md: timestep MLP 2 x 512 -> 256, Transformer d_model 25
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
 
 OBS_DIM = 16
@@ -42,3 +44,24 @@ def report(side: str, measure: str, config: dict[str, Any], times_s: list[float]
     }
     sys.stdout.write("PARITY_RESULT " + json.dumps(out) + "\n")
     sys.stdout.flush()
+
+
+def worker_main(
+    description: str, learner: Callable[[int, int], None], rollout: Callable[[int, int], None]
+) -> None:
+    """A speed worker's command line (both sides): ``learner --seq-len L`` or ``rollout --envs N``,
+    ``--reps`` timed calls, 1 thread, torch seed 0."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("measure", choices=["learner", "rollout"])
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--envs", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    if args.measure == "learner":
+        learner(args.seq_len, args.reps)
+    else:
+        rollout(args.envs, args.reps)

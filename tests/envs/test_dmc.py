@@ -4,8 +4,6 @@ through the real policy and the console script."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from collections.abc import Callable
 
@@ -20,12 +18,7 @@ from amago_rl.envs.registry import list_envs, make_env
 from amago_rl.errors import OptionalDependencyError, SetupError
 from amago_rl.experiment import build_agent, env_factory
 
-# Skipped without the extra on a developer's machine; in CI (which installs it) a missing
-# package fails the tests instead of skipping them.
-needs_dmc = pytest.mark.skipif(
-    importlib.util.find_spec("dm_control") is None and not os.environ.get("CI"),
-    reason="DMC tests need the 'dmc' extra",
-)
+needs_dmc = pytest.mark.needs_extra("dmc", "dm_control")
 
 
 @needs_dmc

@@ -9,8 +9,6 @@ it: there a missing package fails these tests instead of hiding them.
 from __future__ import annotations
 
 import csv
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -23,11 +21,7 @@ from amago_rl.envs.registry import make_env
 from amago_rl.modules import make_amago_modules
 from amago_rl.modules.exploration import EpsilonGreedy
 
-MISSING = importlib.util.find_spec("gymnax") is None or importlib.util.find_spec("jax") is None
-pytestmark = pytest.mark.skipif(
-    MISSING and os.environ.get("CI") != "true",
-    reason="gymnax tests need the 'gymnax' extra (make test installs it)",
-)
+pytestmark = pytest.mark.needs_extra("gymnax", "gymnax", "jax")
 ENV = "gymnax/MemoryChain-bsuite"
 EPISODE = 6  # MemoryChain-bsuite (memory_length 5) ends after 6 steps
 

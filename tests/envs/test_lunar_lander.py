@@ -4,8 +4,6 @@ preset through the real policy and the console script."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from collections.abc import Callable
 
@@ -20,12 +18,7 @@ from amago_rl.envs.registry import make_env
 from amago_rl.errors import OptionalDependencyError
 from amago_rl.experiment import build_agent, env_factory
 
-# Skipped without the extra on a developer's machine; in CI (which installs it) a missing
-# package fails the tests instead of skipping them.
-needs_box2d = pytest.mark.skipif(
-    importlib.util.find_spec("Box2D") is None and not os.environ.get("CI"),
-    reason="LunarLander tests need the 'box2d' extra",
-)
+needs_box2d = pytest.mark.needs_extra("box2d", "Box2D")
 
 
 @needs_box2d
