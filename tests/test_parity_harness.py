@@ -206,3 +206,33 @@ def test_child_environments_pin_one_thread(parity) -> None:
     assert amago["TORCH_COMPILE_DISABLE"] == "1" and amago["WANDB_MODE"] == "disabled"
     assert "TORCH_COMPILE_DISABLE" not in ours
     assert base == {"OMP_NUM_THREADS": "8", "PATH": "/bin"}  # not modified
+
+
+def test_ours_only_ablation_summary_and_table(parity, tmp_path: Path) -> None:
+    tmaze = parity("tmaze")
+    runs = parity("tmaze_runs")
+    settings = runs.TMazeSettings(corridor=20, epochs=10)
+    run_dir = tmp_path / "ours_s0"
+    run_dir.mkdir()
+    (run_dir / "metrics.csv").write_text(
+        "epoch,frames,updates,wall_time,train/return,eval/return\n"
+        + "".join(f"{e},0,{50 * (e + 1)},{e}.0,0,{1.0 if e >= 3 else 0.5}\n" for e in range(6))
+    )
+    summary = tmaze.summarise(
+        tmp_path, settings, [0], confirm=2, sides=("ours",), ours_set=("+a.b=false",)
+    )
+    assert [r["side"] for r in summary["runs"]] == ["ours"]
+    assert summary["runs"][0]["first_hit"]["updates"] == 200
+    table = tmaze.markdown(summary)
+    assert "AMAGO" not in table.split("\n", 1)[1] and "`+a.b=false`" in table
+    assert "| 0 | 200 | 200 |" in table
+
+
+def test_tmaze_cli_refuses_malformed_ours_set(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(PARITY / "tmaze.py"), "--out", str(tmp_path / "o"),
+         "--sides", "ours", "--ours-set", "popart"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "KEY=VALUE" in proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -12,6 +12,12 @@ updates (and training wall-clock) at the first perfect evaluation and at the con
 
 Run directories (replay, checkpoints, console logs) go to ``--work-dir``, outside git.
 ``--aggregate-only`` rebuilds the summary from an existing ``--work-dir``.
+
+Ablations of our side: ``--sides ours --ours-set KEY=VALUE ...`` runs only our side with the
+given ``amago-train`` overrides added to the shared configuration (e.g.
+``agent.loss_kwargs.popart_shared_scale=false``), so each of our deliberate differences from
+AMAGO can be switched back to AMAGO's choice one at a time. Our seeded runs are deterministic on
+one machine, so an ablation compares with the ``ours`` rows of an earlier side-by-side run.
 """
 
 from __future__ import annotations
@@ -62,10 +68,17 @@ def _updates(e: Any) -> str:
     return "-" if e is None else f"{e.updates} updates"
 
 
-def summarise(work_dir: Path, settings: TMazeSettings, seeds: list[int], confirm: int) -> dict:
+def summarise(
+    work_dir: Path,
+    settings: TMazeSettings,
+    seeds: list[int],
+    confirm: int,
+    sides: tuple[str, ...] = SIDES,
+    ours_set: tuple[str, ...] = (),
+) -> dict:
     rows = []
     for seed in seeds:
-        for side in SIDES:
+        for side in sides:
             run_dir = work_dir / f"{side}_s{seed}"
             if side == "ours":
                 evals = parse_ours_metrics(run_dir / "metrics.csv")
@@ -85,27 +98,44 @@ def summarise(work_dir: Path, settings: TMazeSettings, seeds: list[int], confirm
                     "returns": [e.eval_return for e in evals],
                 }
             )
-    return {"settings": asdict(settings), "confirm": confirm, "runs": rows}
+    return {
+        "settings": asdict(settings),
+        "confirm": confirm,
+        "sides": list(sides),
+        "ours_set": list(ours_set),
+        "runs": rows,
+    }
 
 
 def markdown(summary: dict) -> str:
     s = summary["settings"]
+    sides = tuple(summary.get("sides", SIDES))
+    ours_set = summary.get("ours_set", [])
+    names = {"ours": "ours", "amago": "AMAGO"}
+    title = "amago_rl vs AMAGO 3.3" if "amago" in sides else "amago_rl"
     lines = [
-        f"# Passive T-Maze H={s['corridor']}: updates to solve, amago_rl vs AMAGO 3.3",
+        f"# Passive T-Maze H={s['corridor']}: updates to solve, {title}",
         "",
-        f"Evaluation every epoch (50 updates); ours {s['our_eval_episodes']} episodes, AMAGO 8 "
-        f"(one per actor). 'first' = first perfect evaluation; 'confirmed' = first perfect "
+        *(
+            [f"Our overrides on top of the shared configuration: `{' '.join(ours_set)}`.", ""]
+            if ours_set
+            else []
+        ),
+        f"Evaluation every epoch (50 updates); ours {s['our_eval_episodes']} episodes"
+        + (", AMAGO 8 (one per actor)" if "amago" in sides else "")
+        + ". 'first' = first perfect evaluation; 'confirmed' = first perfect "
         f"evaluation followed by {summary['confirm']} more. Budget {s['epochs']} epochs. "
         "Wall-clock = training time at that evaluation (s), shared machine: indicative only.",
         "",
-        "| seed | ours first | ours confirmed | ours wall s | AMAGO first | AMAGO confirmed "
-        "| AMAGO wall s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| seed | "
+        + " | ".join(f"{names[x]} first | {names[x]} confirmed | {names[x]} wall s" for x in sides)
+        + " |",
+        "|---:|" + "---:|---:|---:|" * len(sides),
     ]
     by = {(r["side"], r["seed"]): r for r in summary["runs"]}
     for seed in sorted({r["seed"] for r in summary["runs"]}):
         cells = [str(seed)]
-        for side in SIDES:
+        for side in sides:
             r = by[(side, seed)]
             unsolved = f"> {r['last_updates']}" if r["last_updates"] is not None else "no evals"
             first, conf = r["first_hit"], r["confirmed"]
@@ -129,23 +159,42 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="summary.json / summary.md here")
     parser.add_argument("--work-dir", type=Path, default=None, help="default /tmp/parity_<out>")
     parser.add_argument("--aggregate-only", action="store_true")
+    parser.add_argument(
+        "--sides", nargs="+", choices=SIDES, default=list(SIDES), help="which runs to launch"
+    )
+    parser.add_argument(
+        "--ours-set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="amago-train overrides added to our command (ablations)",
+    )
     args = parser.parse_args()
+    sides = tuple(x for x in SIDES if x in args.sides)
+    bad = [o for o in args.ours_set if "=" not in o]
+    if bad:
+        sys.exit(f"tmaze.py: --ours-set takes KEY=VALUE overrides, got {bad}")
     settings = TMazeSettings(args.corridor, args.epochs, args.our_eval_episodes)
     work_dir = args.work_dir or Path("/tmp") / f"parity_{args.out.name}"
     if not args.aggregate_only:
-        try:
-            amago_python = resolve_amago_python(args.amago_python)
-        except AmagoPythonError as err:
-            sys.exit(f"tmaze.py: {err}")
+        amago_python = None
+        if "amago" in sides:
+            try:
+                amago_python = resolve_amago_python(args.amago_python)
+            except AmagoPythonError as err:
+                sys.exit(f"tmaze.py: {err}")
         jobs = []
         for seed in args.seeds:
-            ours_dir, amago_dir = work_dir / f"ours_s{seed}", work_dir / f"amago_s{seed}"
-            cmd = ours_command(settings, seed, ours_dir)
-            jobs.append(RunProcess("ours", seed, ours_dir, cmd, single_thread_env()))
-            cmd = amago_command(settings, seed, amago_dir, amago_python, args.amago_example)
-            jobs.append(RunProcess("amago", seed, amago_dir, cmd, amago_env()))
+            if "ours" in sides:
+                ours_dir = work_dir / f"ours_s{seed}"
+                cmd = ours_command(settings, seed, ours_dir) + list(args.ours_set)
+                jobs.append(RunProcess("ours", seed, ours_dir, cmd, single_thread_env()))
+            if amago_python is not None:
+                amago_dir = work_dir / f"amago_s{seed}"
+                cmd = amago_command(settings, seed, amago_dir, amago_python, args.amago_example)
+                jobs.append(RunProcess("amago", seed, amago_dir, cmd, amago_env()))
         run_all(jobs, args.parallel, args.confirm)
-    summary = summarise(work_dir, settings, args.seeds, args.confirm)
+    summary = summarise(work_dir, settings, args.seeds, args.confirm, sides, tuple(args.ours_set))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     table = markdown(summary)
