@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # RUN_DIR --label a RUN_DIR --label b
     args.by_episode |= args.memory_ablation or args.reset_memory_each_episode
     if args.label is not None and len(args.label) != len(args.run_dirs):
         parser.error(f"give one --label per RUN_DIR ({len(args.run_dirs)}) or none.")
@@ -152,13 +152,17 @@ def _by_episode(args: argparse.Namespace, command: str) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> object:
+def evaluate_command(argv: list[str]) -> object:
+    """``amago-eval`` with the arguments ``argv``; returns the rows (re-evaluation) or the report
+    (``--by-episode``). Errors propagate (see :func:`main`)."""
+    return run(parse_args(argv), shlex.join(["amago-eval", *argv]))
+
+
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: a wrong run directory, a missing checkpoint or a run that
     cannot be rebuilt ends with one line on stderr and exit status 1."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
     try:
-        return run(args, shlex.join(["amago-eval", *argv]))
+        evaluate_command(sys.argv[1:] if argv is None else argv)
     except USER_ERRORS as err:
         message = " ".join(str(err).split())  # one line
         sys.exit(f"amago-eval: error: {message}")

@@ -14,7 +14,7 @@ import pytest
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.evaluation import by_episode, load_agent, report, traces
 from amago_rl.evaluation.bandit_baselines import random_regret, thompson_regret
-from amago_rl.evaluation.cli import main, parse_args
+from amago_rl.evaluation.cli import evaluate_command, parse_args
 from amago_rl.evaluation.stats import mean_se
 
 
@@ -240,7 +240,9 @@ def test_cli_by_episode_on_tiny_runs(trained_run: Callable[..., Path], tmp_path:
     bandit, lake = trained_run("bandit_cpu"), trained_run("meta_frozen_lake_cpu")
     args = ["--by-episode", "--trials", "2", "--num-envs", "2", "--thompson"]
     out = tmp_path / "out"
-    result = main([str(bandit), str(lake), *args, "--baseline-trials", "50", "--out", str(out)])
+    result = evaluate_command(
+        [str(bandit), str(lake), *args, "--baseline-trials", "50", "--out", str(out)]
+    )
     assert result == json.loads((out / "adaptation.json").read_text())
     assert result["command"].startswith(f"amago-eval {bandit} {lake} --by-episode")
     lake_run = result["runs"]["meta_frozen_lake/transformer"]
@@ -269,7 +271,7 @@ def test_cli_by_episode_on_tiny_runs(trained_run: Callable[..., Path], tmp_path:
 
     # --memory-ablation (implies --by-episode): as trained and wiped, on the same trials
     args = [str(lake), "--trials", "2", "--num-envs", "2", "--label", "lake", "--checkpoint", "1"]
-    result = main([*args, "--memory-ablation", "--out", str(out)])
+    result = evaluate_command([*args, "--memory-ablation", "--out", str(out)])
     assert result["memory_ablation"] and set(result["runs"]) == {"lake", "lake (memory wiped)"}
     assert result["runs"]["lake"]["checkpoint_epochs"] == [1]
     effect = result["runs"]["lake"]["memory_effect"]

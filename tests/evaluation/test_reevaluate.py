@@ -16,7 +16,7 @@ import torch
 
 from amago_rl.collectors import evaluate_policy
 from amago_rl.evaluation import evaluate_run, load_agent
-from amago_rl.evaluation.cli import main
+from amago_rl.evaluation.cli import evaluate_command, main
 from amago_rl.evaluation.critic_greedy import CriticGreedyPolicy
 from amago_rl.experiment import EVAL_ENVS, env_factory, stream_seed
 
@@ -73,7 +73,9 @@ def test_cli_writes_verify_files(
 ) -> None:
     run_dir = trained_run(*TMAZE)
     out = tmp_path / "verify"
-    rows = main([str(run_dir), "--episodes", "8", "--threshold", "1.0", "--out", str(out)])
+    rows = evaluate_command(
+        [str(run_dir), "--episodes", "8", "--threshold", "1.0", "--out", str(out)]
+    )
     assert rows == json.loads((out / "verify.json").read_text())
     assert rows[0] == evaluate_run(run_dir, 8, 1.0)  # deterministic: same seed, same policy
     printed = capsys.readouterr().out
