@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf.errors import OmegaConfBaseException
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 
@@ -95,7 +97,14 @@ def load_agent(run_dir: str | Path, checkpoint: int | str | Path | None = None) 
     """
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
-    cfg = load_run_config(run_dir)
+    try:
+        cfg = load_run_config(run_dir)
+    except OmegaConfBaseException as err:  # e.g. a key this version no longer has
+        detail = " ".join(str(err).split())
+        raise RunDirError(
+            f"{run_dir / RUN_CONFIG} does not fit this version's config ({detail}): the run was "
+            "made by another version of amago_rl; evaluate it with that version."
+        ) from err
     state = _load_state(run_dir, checkpoint)
     probe = env_factory(cfg, num_envs=1, seed=cfg.seed)()
     try:
@@ -125,7 +134,7 @@ def check_run_dir(run_dir: Path) -> None:
         raise RunDirError(f"{run_dir} holds no {RUN_CONFIG}, so it is no amago-train run{hint}.")
 
 
-def _load_state(run_dir: Path, checkpoint: int | str | Path | None) -> dict:
+def _load_state(run_dir: Path, checkpoint: int | str | Path | None) -> dict[str, Any]:
     if checkpoint is None:
         state = load_latest(run_dir)
         if state is None:

@@ -13,7 +13,7 @@ import pytest
 
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.evaluation import by_episode, load_agent, report, traces
-from amago_rl.evaluation.bandit_baselines import random_regret, thompson_regret
+from amago_rl.evaluation.bandit_baselines import random_regret, regret_summary, thompson_regret
 from amago_rl.evaluation.cli import evaluate_command, parse_args
 from amago_rl.evaluation.stats import mean_se
 
@@ -282,3 +282,14 @@ def test_cli_by_episode_on_tiny_runs(trained_run: Callable[..., Path], tmp_path:
         parse_args([*args, "--memory-ablation", "--reset-memory-each-episode"])
     with pytest.raises(SystemExit):  # one label per run
         parse_args([str(lake), str(bandit), "--label", "a", "--by-episode", "--out", "x"])
+
+
+def test_bandit_baselines_reproduce_the_published_row() -> None:
+    # RESULTS.md row 4 (results/bandit_adaptation/adaptation.json): 5 arms, 50 pulls, 2,000
+    # trials, the report's default seed 12345: Thompson 6.30, random 16.69, stored to the bit.
+    shape = (5, 50, 2000, 12345)
+    thompson = regret_summary(thompson_regret(*shape))
+    random = regret_summary(random_regret(*shape))
+    assert thompson["final_mean"] == pytest.approx(6.301371439650491, rel=1e-12)
+    assert random["final_mean"] == pytest.approx(16.692964794705645, rel=1e-12)
+    assert thompson["trials"] == 2000 and len(thompson["cumulative_mean"]) == 50
