@@ -36,9 +36,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (RunDirError, SetupError, ImportE
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="amago-eval",
+        allow_abbrev=False,  # the mode checks below look for the options' full names
         description="Evaluate trained agents from amago-train run directories.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n")[1],
+        epilog="examples:\n" + __doc__.split("\n\n")[2],
     )
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
     p.add_argument(
@@ -89,10 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Options of one mode only: given in the other, they would be ignored, so they are refused.
+REEVALUATION_ONLY = ("--episodes", "--threshold", "--policy")
+BY_EPISODE_ONLY = (
+    "--trials",
+    "--label",
+    "--num-envs",
+    "--seed",
+    "--sample-actions",
+    "--no-sample-actions",
+    "--thompson",
+    "--baseline-trials",
+)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)  # RUN_DIR --label a RUN_DIR --label b
     args.by_episode |= args.memory_ablation or args.reset_memory_each_episode
+    given = {a.split("=", 1)[0] for a in (sys.argv[1:] if argv is None else argv)}
+    wrong = [o for o in (REEVALUATION_ONLY if args.by_episode else BY_EPISODE_ONLY) if o in given]
+    if wrong and args.by_episode:
+        parser.error(f"{', '.join(wrong)}: only for re-evaluation (without --by-episode).")
+    if wrong:
+        parser.error(f"{', '.join(wrong)}: only with --by-episode (a report by episode index).")
     if args.label is not None and len(args.label) != len(args.run_dirs):
         parser.error(f"give one --label per RUN_DIR ({len(args.run_dirs)}) or none.")
     if min(args.episodes, args.trials, args.num_envs, args.baseline_trials, args.threads) < 1:

@@ -280,6 +280,10 @@ def test_cli_by_episode_on_tiny_runs(trained_run: Callable[..., Path], tmp_path:
     assert "What memory adds" in (out / "adaptation.md").read_text()
     with pytest.raises(SystemExit):  # the two memory flags exclude each other
         parse_args([*args, "--memory-ablation", "--reset-memory-each-episode"])
+    with pytest.raises(SystemExit):  # an option of the other mode would be ignored: refused
+        parse_args([*args, "--by-episode", "--episodes", "8", "--out", "x"])
+    with pytest.raises(SystemExit):
+        parse_args([str(lake), "--thompson"])
     with pytest.raises(SystemExit):  # one label per run
         parse_args([str(lake), str(bandit), "--label", "a", "--by-episode", "--out", "x"])
 
