@@ -128,6 +128,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace, command: str) -> object:
     """Evaluate as ``args`` say, print the results, write them to ``--out``; returns the rows
     (re-evaluation) or the report (``--by-episode``)."""
+    from amago_rl.evaluation.load import check_run_dir
+
+    for run_dir in args.run_dirs:  # every path before the first (long) evaluation
+        check_run_dir(run_dir, args.checkpoint)
     torch.set_num_threads(args.threads)
     if args.by_episode:
         return _by_episode(args, command)

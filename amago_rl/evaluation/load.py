@@ -30,7 +30,7 @@ from amago_rl.errors import RunDirError
 from amago_rl.experiment import EVAL_ENVS, build_agent, env_factory, stream_seed
 from amago_rl.modules.builder import AMAGOModules
 from amago_rl.objectives import AMAGOLoss
-from amago_rl.run_config import RUN_CONFIG, load_run_config
+from amago_rl.run_config import RUN_CONFIG, has_checkpoint, load_run_config
 
 #: Stream id (:func:`~amago_rl.experiment.stream_seed`) of re-evaluation episodes: apart from the
 #: training envs and from the run's own periodic evaluations.
@@ -96,7 +96,7 @@ def load_agent(run_dir: str | Path, checkpoint: int | str | Path | None = None) 
         RunDirError: ``run_dir`` does not exist, holds no ``config.yaml`` or not the checkpoint.
     """
     run_dir = Path(run_dir)
-    check_run_dir(run_dir)
+    check_run_dir(run_dir, checkpoint)
     try:
         cfg = load_run_config(run_dir)
     except OmegaConfBaseException as err:  # e.g. a key this version no longer has
@@ -115,8 +115,10 @@ def load_agent(run_dir: str | Path, checkpoint: int | str | Path | None = None) 
     return TrainedAgent(run_dir, cfg, agent.modules, agent.loss, int(state["counters"]["epoch"]))
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """Raise a one-line :class:`RunDirError` unless ``run_dir`` holds a run's ``config.yaml``."""
+def check_run_dir(run_dir: str | Path, checkpoint: int | str | Path | None = None) -> None:
+    """Raise a one-line :class:`RunDirError` unless ``run_dir`` holds a run's ``config.yaml`` and
+    the checkpoint asked for (see :func:`load_agent`); reads neither."""
+    run_dir = Path(run_dir)
     if not run_dir.exists():
         raise RunDirError(
             f"{run_dir} does not exist: give the directory of an amago-train run (amago-train "
@@ -132,22 +134,29 @@ def check_run_dir(run_dir: Path) -> None:
             else ": give the run's own folder (the one with config.yaml and checkpoints/)"
         )
         raise RunDirError(f"{run_dir} holds no {RUN_CONFIG}, so it is no amago-train run{hint}.")
-
-
-def _load_state(run_dir: Path, checkpoint: int | str | Path | None) -> dict[str, Any]:
     if checkpoint is None:
-        state = load_latest(run_dir)
-        if state is None:
+        if not has_checkpoint(run_dir):
             raise RunDirError(
                 f"{run_dir} has no checkpoint ({CKPT_DIR}/{LATEST}): the run stopped before its "
                 "first one was written (at the end of epoch trainer.ckpt_interval, or on Ctrl-C)."
             )
-        return state
-    if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
-        path = checkpoint_path(run_dir, checkpoint)
-    else:
-        path = Path(checkpoint)
+        return
+    path = _checkpoint_file(run_dir, checkpoint)
     if not path.exists():
         kept = sorted(p.name for p in (run_dir / CKPT_DIR).glob("epoch_*.pt"))
         raise RunDirError(f"{path} not found; {run_dir} keeps {kept or 'no checkpoints'}.")
-    return torch.load(path, weights_only=False)
+
+
+def _checkpoint_file(run_dir: Path, checkpoint: int | str | Path) -> Path:
+    if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
+        return checkpoint_path(run_dir, checkpoint)
+    return Path(checkpoint)
+
+
+def _load_state(run_dir: Path, checkpoint: int | str | Path | None) -> dict[str, Any]:
+    """The checkpoint's content (:func:`check_run_dir` has checked that it exists)."""
+    if checkpoint is None:
+        state = load_latest(run_dir)
+        assert state is not None, "check_run_dir found checkpoints/latest.pt"
+        return state
+    return torch.load(_checkpoint_file(run_dir, checkpoint), weights_only=False)

@@ -74,9 +74,8 @@ def test_errors_say_what_to_give(trained_run: Callable[..., Path], tmp_path: Pat
     with pytest.raises(RunDirError, match=r"keeps \['epoch_00001.pt', 'epoch_00002.pt'\]"):
         load_agent(run_dir, checkpoint=7)
     # a run of another version: its config has a key this version does not know
-    (tmp_path / "seed_0" / "config.yaml").write_text(
-        (run_dir / "config.yaml").read_text() + "old_key: 3\n"
-    )
+    other = shutil.copytree(run_dir, tmp_path / "other_version")
+    (other / "config.yaml").write_text((run_dir / "config.yaml").read_text() + "old_key: 3\n")
     with pytest.raises(RunDirError, match=r"does not fit this version's config \(Key 'old_key'"):
-        load_agent(tmp_path / "seed_0")
+        load_agent(other)
     assert issubclass(RunDirError, FileNotFoundError)

@@ -83,9 +83,13 @@ def test_cli_writes_verify_files(
     assert "at threshold" in (out / "verify.md").read_text()
 
 
-def test_cli_errors_are_one_line(tmp_path: Path, trained_run: Callable[..., Path]) -> None:
+def test_cli_errors_are_one_line(
+    tmp_path: Path, trained_run: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = str(trained_run(*TMAZE))
     with pytest.raises(SystemExit, match=r"^amago-eval: error: .*nowhere does not exist"):
-        main([str(tmp_path / "nowhere")])
+        main([good, str(tmp_path / "nowhere")])
+    assert capsys.readouterr().out == "", "every path is checked before the first evaluation"
     no_ckpt = tmp_path / "no_ckpt"
     no_ckpt.mkdir()
     shutil.copy(trained_run(*TMAZE) / "config.yaml", no_ckpt)
