@@ -77,3 +77,9 @@ def require_cuda_package(
         "(a plain `pip install` of it fails with \"No module named 'torch'\": pip builds it in an "
         f"isolated env without torch). Without a CUDA GPU use {alternative}."
     )
+
+
+class RunDirError(FileNotFoundError):
+    """A run directory is missing, is not an ``amago-train`` run (no ``config.yaml``), or lacks the
+    checkpoint asked for. The message is one line that says what to give instead; ``amago-eval``
+    prints only the message, without a traceback."""

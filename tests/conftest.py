@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -21,26 +20,6 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(1)
 logging.getLogger("torchrl").setLevel(logging.WARNING)
-
-
-BENCHMARK_SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks" / "learning"
-
-
-def _load_benchmark_script(file_name: str) -> ModuleType:
-    path = BENCHMARK_SCRIPTS / file_name
-    spec = importlib.util.spec_from_file_location(path.stem + "_script", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def benchmark_script() -> Callable[[str], ModuleType]:
-    """``benchmark_script("adaptation.py")`` imports ``benchmarks/learning/<file>`` by path (the
-    benchmarks are scripts, not a package)."""
-    return _load_benchmark_script
 
 
 @pytest.fixture(autouse=True)

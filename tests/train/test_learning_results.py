@@ -12,13 +12,12 @@ is the benchmark run's first hit plus a margin where the benchmark stops at the 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from amago_rl.cli import load_config
+from amago_rl.evaluation import adaptation_report
 from amago_rl.trainer import Trainer
 
 pytestmark = pytest.mark.slow
@@ -73,13 +72,9 @@ def test_popgym_transformer(tmp_path: Path, env: str, threshold: float) -> None:
 
 # Row 3: Meta Frozen Lake (small): later attempts of a trial succeed more often than the first
 # (benchmark: success 0.59 / 0.93 / 0.99 / 0.98 by attempt, 200 trials).
-def test_meta_frozen_lake_adapts_within_a_trial(
-    tmp_path: Path, benchmark_script: Callable[[str], ModuleType]
-) -> None:
+def test_meta_frozen_lake_adapts_within_a_trial(tmp_path: Path) -> None:
     _train(tmp_path / "run", ["experiment=meta_frozen_lake_cpu"])
-    result = benchmark_script("adaptation.py").main(
-        ["--run-dir", str(tmp_path / "run"), "--trials", "200", "--out", str(tmp_path / "out")]
-    )
+    result = adaptation_report([tmp_path / "run"], trials=200)
     (run,) = result["runs"].values()
     success = run["episode_success"]["mean"]
     assert max(success[1:]) >= success[0] + 0.2, f"success by attempt: {success}"

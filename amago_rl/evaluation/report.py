@@ -1,6 +1,5 @@
-"""Reporting for ``adaptation.py``: statistics by episode index, bandit regret baselines
-(Thompson sampling, uniform-random pulls) and the ``adaptation.json`` / ``.md`` / ``.png`` writers.
-"""
+"""Writers of a by-episode report: ``adaptation.json`` (everything), ``adaptation.md`` (the
+command, the date and one table per task) and ``adaptation.png`` (one panel per task)."""
 
 from __future__ import annotations
 
@@ -10,150 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from adaptation_traces import Trace, episode_outcomes
-
-
-def mean_se(rows: list[np.ndarray]) -> dict[str, list[float]]:
-    """Per-column mean, standard error and count of ragged rows ``[n_i]`` (NaN = missing)."""
-    width = max((len(r) for r in rows), default=0)
-    table = np.full((len(rows), width), np.nan)
-    for i, r in enumerate(rows):
-        table[i, : len(r)] = r
-    n = (~np.isnan(table)).sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(table, 0) / n
-        sq = np.nansum((table - mean) ** 2, 0)
-        se = np.sqrt(sq / (n - 1) / n)
-    return {"mean": _floats(mean), "se": _floats(np.where(n > 1, se, np.nan)), "n": n.tolist()}
-
-
-def thompson_regret(num_arms: int, horizon: int, num_trials: int, seed: int) -> np.ndarray:
-    """Expected regret per pull of Thompson sampling with Beta(1, 1) priors on arms
-    ``p ~ U[0, 1]``: ``[num_trials, horizon]``."""
-    rng = np.random.default_rng(seed)
-    means = rng.uniform(size=(num_trials, num_arms))
-    wins, losses = np.ones_like(means), np.ones_like(means)
-    regret, rows = np.zeros((num_trials, horizon)), np.arange(num_trials)
-    for t in range(horizon):
-        arm = rng.beta(wins, losses).argmax(1)
-        reward = rng.random(num_trials) < means[rows, arm]
-        wins[rows, arm] += reward
-        losses[rows, arm] += ~reward
-        regret[:, t] = means.max(1) - means[rows, arm]
-    return regret
-
-
-def random_regret(num_arms: int, horizon: int, num_trials: int, seed: int) -> np.ndarray:
-    """Expected regret per pull of uniformly random pulls: ``[num_trials, horizon]``."""
-    rng = np.random.default_rng(seed)
-    means = rng.uniform(size=(num_trials, num_arms))
-    arms = rng.integers(num_arms, size=(num_trials, horizon))
-    return means.max(1, keepdims=True) - np.take_along_axis(means, arms, 1)
-
-
-def regret_summary(regret: np.ndarray) -> dict[str, Any]:
-    """Cumulative regret curve (mean, se over trials ``[T]``) and its final value, from
-    per-pull regret ``[trials, T]``."""
-    stats = mean_se(list(np.cumsum(regret, 1)))
-    return {
-        "cumulative_mean": stats["mean"],
-        "cumulative_se": stats["se"],
-        "final_mean": stats["mean"][-1],
-        "final_se": stats["se"][-1],
-        "trials": len(regret),
-    }
-
-
-def summarize(env_name: str, per_run: list[list[Trace]]) -> dict[str, Any]:
-    """Per-episode-index statistics of one label, trials of all its runs pooled."""
-    pooled = [t for traces in per_run for t in traces]
-    outcomes = [episode_outcomes(t) for t in pooled]
-    out: dict[str, Any] = {
-        "trials": len(pooled),
-        "trial_return": mean_se([np.array([t["reward"].sum()]) for t in pooled]),
-        "episode_return": mean_se([r for r, _ in outcomes]),
-        "episode_return_per_run": [
-            mean_se([episode_outcomes(t)[0] for t in traces])["mean"] for traces in per_run
-        ],
-    }
-    returns = [r for r, _ in outcomes if len(r) > 1]
-    # paired within a trial (same task), so the spread between tasks cancels: [E - 1] columns
-    out["episode_gain"] = mean_se([r[1:] - r[0] for r in returns])
-    if env_name in ("meta_frozen_lake", "dark_key_door"):
-        out["episode_success"] = mean_se([s for _, s in outcomes])
-        out["episode_success_per_run"] = [
-            mean_se([episode_outcomes(t)[1] for t in traces])["mean"] for traces in per_run
-        ]
-    if env_name == "bandit":
-        out["regret"] = regret_summary(np.stack([t["regret"] for t in pooled]))
-    if env_name == "half_cheetah_vel":
-        out.update(velocity_tracking(pooled))
-        # seed-to-seed spread: each run's own mean velocity by episode
-        out["episode_velocity_per_run"] = [
-            velocity_tracking(traces)["episode_velocity"]["mean"] for traces in per_run
-        ]
-    return out
-
-
-WIPED_SUFFIX = " (memory wiped)"
-
-
-def memory_effect(with_memory: list[Trace], wiped: list[Trace]) -> dict[str, Any]:
-    """What memory across episodes adds, paired per trial: the return (and success, where the
-    task has one) of episode ``k >= 1`` as trained minus the same trial's with the memory wiped at
-    every episode start (``[E - 1]`` columns, mean ± s.e. over trials). ``episode_0_identical``
-    says whether the pairing is exact (both ways play episode 0 the same). It is when all trials
-    have one length; when they vary, ``rollout_trials``' later rounds start from other task and
-    noise draws, and the pairs share less (the s.e. of the differences still holds)."""
-    if len(with_memory) != len(wiped):
-        raise ValueError(
-            f"memory_effect: {len(with_memory)} trials with memory but {len(wiped)} wiped; "
-            "both must be the same trials."
-        )
-    returns, success, first = [], [], []
-    for a, b in zip(with_memory, wiped, strict=True):
-        (ra, sa), (rb, sb) = episode_outcomes(a), episode_outcomes(b)
-        n = min(len(ra), len(rb))
-        returns.append(ra[1:n] - rb[1:n])
-        success.append(sa[1:n] - sb[1:n])
-        if n:
-            first.append(abs(ra[0] - rb[0]))
-    out: dict[str, Any] = {
-        "return": mean_se(returns),
-        "episode_0_identical": bool(first) and bool(max(first) < 1e-6),
-    }
-    if any(np.isfinite(s).any() for s in success):
-        out["success"] = mean_se(success)
-    return out
-
-
-def velocity_tracking(traces: list[Trace]) -> dict[str, Any]:
-    """Half-Cheetah-Vel, by episode index: mean forward velocity, mean speed error ``|v - v*|``
-    (mean ± s.e. over trials) and the correlation over trials between the target ``v*`` and the
-    episode's mean velocity (near 0: target-blind; near 1: the speed follows the target)."""
-    velocity, error, targets = [], [], []
-    for t in traces:
-        count = len(episode_outcomes(t)[0])  # episodes that ended
-        steps = np.bincount(t["episode"], minlength=count)[:count]
-        v_sum = np.bincount(t["episode"], weights=t["velocity"], minlength=count)[:count]
-        e = np.abs(t["velocity"] - t["target_velocity"])
-        e_sum = np.bincount(t["episode"], weights=e, minlength=count)[:count]
-        velocity.append(v_sum / np.maximum(steps, 1))
-        error.append(e_sum / np.maximum(steps, 1))
-        targets.append(float(t["target_velocity"][0]))
-    width = max((len(v) for v in velocity), default=0)
-    corr = []
-    for i in range(width):
-        pairs = np.array(
-            [(tg, v[i]) for tg, v in zip(targets, velocity, strict=True) if len(v) > i]
-        )
-        defined = len(pairs) > 2 and bool((pairs.std(0) > 0).all())
-        corr.append(float(np.corrcoef(pairs.T)[0, 1]) if defined else math.nan)
-    return {
-        "episode_velocity": mean_se(velocity),
-        "episode_speed_error": mean_se(error),
-        "velocity_target_corr": corr,
-    }
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
@@ -168,10 +23,6 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_nan_to_none(v) for v in value]
     return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _floats(values: np.ndarray) -> list[float]:
-    return [float(v) for v in values]
 
 
 def _fmt(mean: float, se: float) -> str:

@@ -1,16 +1,15 @@
-"""Trace collection for ``adaptation.py``: reload a run's checkpoint and play whole trials.
+"""Play whole trials of a meta-RL task with a trained policy and record what happened per step.
 
 A trial is played on the run's evaluation task with fresh policy memory; every step records the
 inner-episode index, whether it ended that episode, the ended episode's success and the bandit
 pull's expected regret (``TRACE_SPECS``). ``episode_outcomes`` turns one trial's ``Trace`` into
-per-episode returns and successes.
+per-episode returns and successes; :mod:`amago_rl.evaluation.by_episode` pools them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -22,19 +21,14 @@ from torchrl.envs import EnvBase, GymWrapper
 from torchrl.envs.gym_like import default_info_dict_reader
 
 from amago_rl import keys
-from amago_rl.checkpoint import load_epoch, load_latest
-from amago_rl.collectors import eval_policy_copy
 from amago_rl.collectors.rollout_policy import reset_policy_memory
-from amago_rl.config import TrainConfig
 from amago_rl.envs.builtin.bandit import MetaBandit
 from amago_rl.envs.builtin.frozen_lake import MetaFrozenLake
 from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.envs.registry import resolve_env
 from amago_rl.envs.wrap import amago_env
-from amago_rl.experiment import Agent, build_agent, env_factory
-from amago_rl.modules.builder import AMAGOModules
-from amago_rl.run_config import load_run_config
+from amago_rl.evaluation.load import TrainedAgent
 
 TASKS: dict[str, type[gym.Env]] = {
     "meta_frozen_lake": MetaFrozenLake,
@@ -126,7 +120,7 @@ def task_factory(env_cfg: Any) -> tuple[str, Callable[[], gym.Env]]:
     """``(task name, factory)`` of a run's evaluation task (``env.kwargs`` + ``env.eval_kwargs``).
 
     The env name is resolved as ``make_env`` does (so registered names and import paths such as
-    ``hcv_variants:offset_free`` work); the env it builds must be one of the ``TASKS``, possibly
+    ``my_pkg.envs:make_task`` work); the env it builds must be one of the ``TASKS``, possibly
     under gymnasium wrappers, and is reported under that task's name.
     """
     kwargs = {**env_cfg.kwargs, **env_cfg.eval_kwargs}
@@ -137,7 +131,7 @@ def task_factory(env_cfg: Any) -> tuple[str, Callable[[], gym.Env]]:
         if isinstance(getattr(probe, "unwrapped", None), cls):
             return name, lambda: factory(**kwargs)
     raise ValueError(
-        f"adaptation.py: env {env_cfg.name!r} builds {type(probe).__name__}, which is none of "
+        f"by-episode evaluation: env {env_cfg.name!r} builds {type(probe).__name__}, which is none of "
         f"{list(TASKS)} (nor a gymnasium wrapper of one)."
     )
 
@@ -157,35 +151,6 @@ def make_traced_env(
     env = amago_env(base, max_episode_steps=max_episode_steps)
     env.set_seed(seed)
     return env
-
-
-def load_agent(run_dir: Path, epoch: int | None = None) -> tuple[TrainConfig, AMAGOModules, int]:
-    """The run's config, its modules with the checkpoint's weights, and that epoch."""
-    cfg, agent, epoch = load_trained(run_dir, epoch)
-    return cfg, agent.modules, epoch
-
-
-def load_trained(run_dir: Path, epoch: int | None = None) -> tuple[TrainConfig, Agent, int]:
-    """The run's config, its agent (modules and loss, incl. PopArt) at the checkpoint written after
-    ``epoch`` epochs (default: the latest), and that checkpoint's epoch."""
-    cfg = load_run_config(run_dir)
-    state = load_latest(run_dir) if epoch is None else load_epoch(run_dir, epoch)
-    if state is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoints/latest.pt.")
-    probe = env_factory(cfg, num_envs=1, seed=cfg.seed)()
-    agent = build_agent(cfg, probe, torch.device("cpu"))
-    probe.close()
-    agent.loss.load_state_dict(state["loss"])
-    return cfg, agent, int(state["counters"]["epoch"])
-
-
-def load_run(
-    run_dir: Path, epoch: int | None = None
-) -> tuple[TrainConfig, TensorDictModuleBase, int]:
-    """The run's config, its actor with the checkpoint's weights (default: the latest), and that
-    epoch."""
-    cfg, modules, epoch = load_agent(run_dir, epoch)
-    return cfg, modules.policy, epoch
 
 
 def rollout_trials(
@@ -240,23 +205,24 @@ def episode_outcomes(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     return returns, success
 
 
-def evaluate_run(
-    run_dir: Path,
+def play_trials(
+    trained: TrainedAgent,
     trials: int,
     num_envs: int,
     seed: int,
-    sample_actions: bool | None,
+    sample_actions: bool | None = None,
     reset_each_episode: Sequence[bool] = (False,),
-    epoch: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Play ``trials`` trials of one run (at the checkpoint of ``epoch``, default the latest), once
-    per entry of ``reset_each_episode`` (see :func:`rollout_trials`), each time on the same tasks
-    with the same action noise; the checkpoint is loaded once. One result per entry: task name,
-    checkpoint epoch, config, whether actions were sampled, and the traces."""
-    cfg, actor, epoch = load_run(run_dir, epoch)
+    """Play ``trials`` trials of a loaded run (:func:`~amago_rl.evaluation.load_agent`), once per
+    entry of ``reset_each_episode`` (see :func:`rollout_trials`), each time on the same tasks with
+    the same action noise (``seed``), ``num_envs`` trials at a time. Actions are sampled as in
+    the run's evaluations (``trainer.eval_sample_actions``) unless ``sample_actions`` says
+    otherwise. One result per entry: ``task`` (name), ``epoch`` (of the checkpoint), ``cfg``,
+    ``sample_actions`` and ``traces`` (one :data:`Trace` per trial)."""
+    cfg = trained.cfg
     sample = cfg.trainer.eval_sample_actions if sample_actions is None else sample_actions
     task, make_task = task_factory(cfg.env)
-    policy = eval_policy_copy(actor, deterministic=not sample)
+    policy = trained.eval_policy(sample)
     results = []
     for wiped in reset_each_episode:
         torch.manual_seed(seed)  # the same action-sampling noise for every run and mode
@@ -266,6 +232,12 @@ def evaluate_run(
         finally:
             env.close()
         results.append(
-            {"cfg": cfg, "task": task, "epoch": epoch, "sample_actions": sample, "traces": traces}
+            {
+                "cfg": cfg,
+                "task": task,
+                "epoch": trained.epoch,
+                "sample_actions": sample,
+                "traces": traces,
+            }
         )
     return results

@@ -3,17 +3,11 @@ ended (``--aggregate-only``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from omegaconf import OmegaConf
-
-
-@pytest.fixture(scope="module")
-def run_preset(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
-    return benchmark_script("run_preset.py")
 
 
 def _run_dir(tmp_path: Path, evals: list[float], planned: int | None) -> Path:

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-PARITY = Path(__file__).resolve().parents[1] / "benchmarks" / "parity"
+PARITY = Path(__file__).resolve().parents[2] / "benchmarks" / "parity"
 
 
 @pytest.fixture

@@ -1,41 +1,26 @@
-"""benchmarks/learning/adaptation.py (+ adaptation_traces.py, adaptation_report.py): the pure
-helpers, the episode tracer, and one tiny run."""
+"""By-episode reports (amago_rl.evaluation: traces, by_episode, bandit_baselines, report,
+adaptation_report and ``amago-eval --by-episode``): the pure helpers, the episode tracer, and tiny
+runs."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-from amago_rl.cli import load_config
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
-from amago_rl.trainer import Trainer
+from amago_rl.evaluation import by_episode, load_agent, report, traces
+from amago_rl.evaluation.bandit_baselines import random_regret, regret_summary, thompson_regret
+from amago_rl.evaluation.cli import evaluate_command, parse_args
+from amago_rl.evaluation.stats import mean_se
 
 
-@pytest.fixture(scope="module")
-def adaptation(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
-    return benchmark_script("adaptation.py")
-
-
-@pytest.fixture(scope="module")
-def traces(adaptation: ModuleType) -> ModuleType:
-    # Loading the script puts benchmarks/learning on sys.path, as its sibling modules need.
-    return importlib.import_module("adaptation_traces")
-
-
-@pytest.fixture(scope="module")
-def report(adaptation: ModuleType) -> ModuleType:
-    return importlib.import_module("adaptation_report")
-
-
-def test_thompson_regret_beats_random(report: ModuleType) -> None:
-    thompson = report.thompson_regret(5, 50, 300, seed=0)
-    random = report.random_regret(5, 50, 300, seed=0)
+def test_thompson_regret_beats_random() -> None:
+    thompson = thompson_regret(5, 50, 300, seed=0)
+    random = random_regret(5, 50, 300, seed=0)
     assert thompson.shape == random.shape == (300, 50)
     assert (thompson >= 0).all() and (random >= 0).all()
     # Uniform pulls cost E[max p - mean p] = 5/6 - 1/2 per pull; Thompson sampling far less.
@@ -44,7 +29,7 @@ def test_thompson_regret_beats_random(report: ModuleType) -> None:
     assert thompson[:, -10:].mean() < thompson[:, :10].mean(), "it learns within the trial"
 
 
-def test_episode_outcomes_and_pooling(traces: ModuleType, report: ModuleType) -> None:
+def test_episode_outcomes_and_pooling() -> None:
     nan = np.nan
     trace = {  # episodes 0 and 1 end (1 succeeds), episode 2 is cut off by the trial's end
         "reward": np.array([0.0, 0.0, 1.0, 1.0, 0.0, 1.0]),
@@ -54,14 +39,14 @@ def test_episode_outcomes_and_pooling(traces: ModuleType, report: ModuleType) ->
     }
     returns, success = traces.episode_outcomes(trace)
     assert returns.tolist() == [0.0, 2.0] and success.tolist() == [0.0, 1.0]
-    stats = report.mean_se([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0])])
+    stats = mean_se([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0])])
     assert stats["n"] == [3, 2, 1]
     assert stats["mean"][:2] == pytest.approx([2 / 3, 1.0])
     assert stats["se"][0] == pytest.approx(np.std([0, 1, 1], ddof=1) / np.sqrt(3))
     assert stats["se"][1] == 0.0 and np.isnan(stats["se"][2]), "no s.e. from one trial"
 
 
-def test_episode_gain_is_paired_within_a_trial(report: ModuleType) -> None:
+def test_episode_gain_is_paired_within_a_trial() -> None:
     def trial(returns: list[float]) -> dict[str, np.ndarray]:
         """One step per episode, every episode ends."""
         n = len(returns)
@@ -73,14 +58,14 @@ def test_episode_gain_is_paired_within_a_trial(report: ModuleType) -> None:
         }
 
     # two tasks far apart in return: the unpaired means overlap, the paired gains do not
-    out = report.summarize("any_task", [[trial([1.0, 3.0, 4.0]), trial([10.0, 11.0, 10.0])]])
+    out = by_episode.summarize("any_task", [[trial([1.0, 3.0, 4.0]), trial([10.0, 11.0, 10.0])]])
     assert out["episode_gain"]["mean"] == pytest.approx([1.5, 1.5])
     assert out["episode_gain"]["se"][0] == pytest.approx(np.std([2, 1], ddof=1) / np.sqrt(2))
     assert out["episode_gain"]["n"] == [2, 2]
     assert out["episode_return"]["se"][1] > 3.0
 
 
-def test_memory_effect_is_paired_per_trial(report: ModuleType) -> None:
+def test_memory_effect_is_paired_per_trial() -> None:
     def trial(returns: list[float], success: list[float] | None = None) -> dict[str, np.ndarray]:
         """One step per episode, every episode ends."""
         n = len(returns)
@@ -94,23 +79,25 @@ def test_memory_effect_is_paired_per_trial(report: ModuleType) -> None:
     # two tasks far apart; memory adds 2 then 1 in the first, 0 then 3 in the second
     kept = [trial([1.0, 4.0, 3.0]), trial([10.0, 11.0, 14.0])]
     wiped = [trial([1.0, 2.0, 2.0]), trial([10.0, 11.0, 11.0])]
-    effect = report.memory_effect(kept, wiped)
+    effect = by_episode.memory_effect(kept, wiped)
     assert effect["return"]["mean"] == pytest.approx([1.0, 2.0])
     assert effect["return"]["se"][0] == pytest.approx(np.std([2, 0], ddof=1) / np.sqrt(2))
     assert effect["episode_0_identical"] and "success" not in effect
     # a trial whose episode 0 differs was not played the same way: the check says so
-    assert not report.memory_effect([trial([0.0, 1.0])], [trial([5.0, 1.0])])["episode_0_identical"]
+    assert not by_episode.memory_effect([trial([0.0, 1.0])], [trial([5.0, 1.0])])[
+        "episode_0_identical"
+    ]
     # success is compared too where the task has one; the shorter trial bounds the columns
-    effect = report.memory_effect([trial([0, 1, 1], [0, 1, 1])], [trial([0, 0], [0, 0])])
+    effect = by_episode.memory_effect([trial([0, 1, 1], [0, 1, 1])], [trial([0, 0], [0, 0])])
     assert effect["success"]["mean"] == pytest.approx([1.0])
     assert effect["return"]["n"] == [1]
     with pytest.raises(ValueError, match="same trials"):
-        report.memory_effect(kept, wiped[:1])
+        by_episode.memory_effect(kept, wiped[:1])
     table = "\n".join(report._memory_effect_table({"tf": {"memory_effect": effect}}))
     assert "| tf | yes | 1.000 / 1.000 |" in table
 
 
-def test_velocity_tracking_by_episode(report: ModuleType) -> None:
+def test_velocity_tracking_by_episode() -> None:
     def trial(target: float, velocities: list[float]) -> dict[str, np.ndarray]:
         """Two episodes of two steps each, both ended."""
         v = np.array(velocities)
@@ -124,7 +111,7 @@ def test_velocity_tracking_by_episode(report: ModuleType) -> None:
         }
 
     traces = [trial(1.0, [0, 0, 1, 1]), trial(2.0, [0, 0, 2, 2]), trial(3.0, [1, 1, 3, 3])]
-    out = report.velocity_tracking(traces)
+    out = by_episode.velocity_tracking(traces)
     assert out["episode_speed_error"]["mean"] == pytest.approx([5 / 3, 0.0])
     assert out["episode_velocity"]["mean"] == pytest.approx([1 / 3, 2.0])
     corr = out["velocity_target_corr"]
@@ -132,7 +119,7 @@ def test_velocity_tracking_by_episode(report: ModuleType) -> None:
     assert corr[0] == pytest.approx(np.corrcoef([1, 2, 3], [0, 0, 1])[0, 1])
 
     # pooled over runs, with each run's own mean velocity kept for the seed-to-seed spread
-    pooled = report.summarize("half_cheetah_vel", [traces[:1], traces[1:]])
+    pooled = by_episode.summarize("half_cheetah_vel", [traces[:1], traces[1:]])
     assert pooled["episode_velocity"]["mean"] == pytest.approx([1 / 3, 2.0])
     assert pooled["episode_velocity_per_run"] == [
         pytest.approx([0.0, 1.0]),
@@ -142,7 +129,7 @@ def test_velocity_tracking_by_episode(report: ModuleType) -> None:
     assert "hcv, mean velocity by episode in each run (m/s): 0.00 / 1.00; 0.50 / 2.50" in table
 
 
-def test_tracer_records_half_cheetah_velocities(traces: ModuleType) -> None:
+def test_tracer_records_half_cheetah_velocities() -> None:
     pytest.importorskip("mujoco")
     from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 
@@ -158,28 +145,37 @@ def test_tracer_records_half_cheetah_velocities(traces: ModuleType) -> None:
     )
 
 
-def test_task_factory_accepts_wrapped_tasks_by_import_path(traces: ModuleType) -> None:
-    pytest.importorskip("mujoco")
+def test_task_factory_accepts_wrapped_tasks_by_import_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from omegaconf import OmegaConf
 
     def env_cfg(name: str, **kwargs: object) -> object:
         return OmegaConf.create({"name": name, "kwargs": kwargs, "eval_kwargs": {}})
 
-    name, make = traces.task_factory(env_cfg("hcv_variants:offset_free", episode_length=3))
+    # a user's variant of a known task, by import path: a gymnasium wrapper of the bandit
+    (tmp_path / "my_tasks.py").write_text(
+        "import gymnasium as gym\n"
+        "from amago_rl.envs.builtin.bandit import MetaBandit\n"
+        "class Doubled(gym.RewardWrapper):\n"
+        "    def reward(self, reward):\n"
+        "        return 2 * reward\n"
+        "def doubled_bandit(**kwargs):\n"
+        "    return Doubled(MetaBandit(**kwargs))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name, make = traces.task_factory(env_cfg("my_tasks:doubled_bandit", horizon=3))
     env = make()
-    _, info = env.reset(seed=0)
-    _, reward, *_, step_info = env.step(np.zeros(6, dtype=np.float32))
-    assert name == "half_cheetah_vel"
-    # Offset-free: v* - |v - v*| (no control cost at a zero action).
-    v, target = step_info["x_velocity"], info["target_velocity"]
-    assert reward == pytest.approx(target - abs(v - target))
+    env.reset(seed=0)
+    _, reward, *_ = env.step(0)
+    assert name == "bandit" and env.unwrapped.horizon == 3 and reward in (0.0, 2.0)
     assert traces.task_factory(env_cfg("bandit"))[0] == "bandit"
     with pytest.raises(ValueError, match="none of"):
         cartpole = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
         traces.task_factory(env_cfg(cartpole))  # an env, but not a wrapper of a known task
 
 
-def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:
+def test_tracer_follows_key_door_episodes() -> None:
     task = DarkKeyDoor(
         size=3,
         episode_length=4,
@@ -201,7 +197,7 @@ def test_tracer_follows_key_door_episodes(traces: ModuleType) -> None:
 
 @pytest.mark.parametrize("reset_each_episode", [False, True])
 def test_memory_reset_ablation_marks_every_episode_start(
-    traces: ModuleType, tmp_path: Path, tiny_run: list[str], reset_each_episode: bool
+    trained_run: Callable[..., Path], reset_each_episode: bool
 ) -> None:
     import torch
     from tensordict import TensorDictBase
@@ -209,11 +205,8 @@ def test_memory_reset_ablation_marks_every_episode_start(
 
     from amago_rl import keys
 
-    Trainer(load_config(["experiment=meta_frozen_lake_cpu", *tiny_run]), tmp_path).train()
-    cfg, policy, _ = traces.load_run(tmp_path)
-    assert traces.load_run(tmp_path, epoch=1)[2] == 1  # a named checkpoint, here the only one
-    with pytest.raises(FileNotFoundError, match=r"keeps \[.epoch_00001\.pt.\]"):
-        traces.load_run(tmp_path, epoch=7)
+    trained = load_agent(trained_run("meta_frozen_lake_cpu"))
+    cfg, policy = trained.cfg, trained.actor
 
     class Recorder(TensorDictModuleBase):
         """The policy, recording the ``is_init`` flags it is given: ``seen[t]`` is ``[B]``."""
@@ -243,41 +236,64 @@ def test_memory_reset_ablation_marks_every_episode_start(
         assert (flags == starts).all()
 
 
-def test_script_end_to_end_on_tiny_runs(
-    adaptation: ModuleType, tmp_path: Path, tiny_run: list[str]
-) -> None:
-    args = ["--trials", "2", "--num-envs", "2", "--thompson", "--baseline-trials", "50"]
-    for preset in ("bandit_cpu", "meta_frozen_lake_cpu"):
-        Trainer(load_config([f"experiment={preset}", *tiny_run]), tmp_path / preset).train()
-        args += ["--run-dir", str(tmp_path / preset)]
+def test_cli_by_episode_on_tiny_runs(trained_run: Callable[..., Path], tmp_path: Path) -> None:
+    bandit, lake = trained_run("bandit_cpu"), trained_run("meta_frozen_lake_cpu")
+    args = ["--by-episode", "--trials", "2", "--num-envs", "2", "--thompson"]
     out = tmp_path / "out"
-    adaptation.main([*args, "--out", str(out)])
-    result = json.loads((out / "adaptation.json").read_text())
-    lake = result["runs"]["meta_frozen_lake/transformer"]
-    assert lake["episode_success"]["n"] == [2, 2, 2, 2], "4 attempts per trial, all finished"
-    assert all(0.0 <= s <= 1.0 for s in lake["episode_success"]["mean"])
-    assert lake["episode_return"]["mean"] == lake["episode_success"]["mean"]  # reward 1 = goal
-    assert lake["episode_gain"]["n"] == [2, 2, 2]  # attempts 1-3 against attempt 0
-    assert "minus episode 0" in (out / "adaptation.md").read_text()
+    result = evaluate_command(
+        [str(bandit), str(lake), *args, "--baseline-trials", "50", "--out", str(out)]
+    )
+    assert result == json.loads((out / "adaptation.json").read_text())
+    assert result["command"].startswith(f"amago-eval {bandit} {lake} --by-episode")
+    lake_run = result["runs"]["meta_frozen_lake/transformer"]
+    # the by-episode table: one column per attempt (4 per trial), each over all trials
+    assert lake_run["episode_success"]["n"] == [2, 2, 2, 2], "4 attempts per trial, all finished"
+    assert len(lake_run["episode_success"]["mean"]) == len(lake_run["episode_success"]["se"]) == 4
+    assert all(0.0 <= s <= 1.0 for s in lake_run["episode_success"]["mean"])
+    assert lake_run["episode_return"]["mean"] == lake_run["episode_success"]["mean"]  # reward 1
+    assert lake_run["episode_gain"]["n"] == [2, 2, 2]  # attempts 1-3 against attempt 0
+    md = (out / "adaptation.md").read_text()
+    assert (
+        "| label | runs | trials | ckpt epochs | sampled | trial return | ep 0 | ep 1 | ep 2 | ep 3 |"
+        in md
+    )
+    assert "minus episode 0" in md
     run = result["runs"]["bandit/transformer"]
-    assert run["trials"] == 2 and run["checkpoint_epochs"] == [1]
+    assert run["trials"] == 2 and run["checkpoint_epochs"] == [2]
     assert run["sample_actions"] == [True], "follows trainer.eval_sample_actions"
     assert len(run["regret"]["cumulative_mean"]) == 50  # bandit_cpu: 50 pulls per trial
     assert run["regret"]["final_mean"] == run["regret"]["cumulative_mean"][-1] >= 0
     baselines = result["baselines"][run["bandit_setting"]]
     assert set(baselines) == {"thompson", "random"}
     assert baselines["thompson"]["final_mean"] < baselines["random"]["final_mean"]
-    assert "thompson" in (out / "adaptation.md").read_text()
+    assert "thompson" in md
     assert (out / "adaptation.png").stat().st_size > 0
 
-    # --memory-ablation: each run played as trained and wiped, on the same trials
-    lake_dir = str(tmp_path / "meta_frozen_lake_cpu")
-    args = ["--trials", "2", "--num-envs", "2", "--run-dir", lake_dir, "--label", "lake"]
-    result = adaptation.main([*args, "--memory-ablation", "--out", str(out)])
+    # --memory-ablation (implies --by-episode): as trained and wiped, on the same trials
+    args = [str(lake), "--trials", "2", "--num-envs", "2", "--label", "lake", "--checkpoint", "1"]
+    result = evaluate_command([*args, "--memory-ablation", "--out", str(out)])
     assert result["memory_ablation"] and set(result["runs"]) == {"lake", "lake (memory wiped)"}
+    assert result["runs"]["lake"]["checkpoint_epochs"] == [1]
     effect = result["runs"]["lake"]["memory_effect"]
     assert effect["episode_0_identical"], "episode 0 is played the same both ways"
     assert effect["return"]["n"] == effect["success"]["n"] == [2, 2, 2]
     assert "What memory adds" in (out / "adaptation.md").read_text()
     with pytest.raises(SystemExit):  # the two memory flags exclude each other
-        adaptation.parse_args([*args, "--memory-ablation", "--reset-memory-each-episode"])
+        parse_args([*args, "--memory-ablation", "--reset-memory-each-episode"])
+    with pytest.raises(SystemExit):  # an option of the other mode would be ignored: refused
+        parse_args([*args, "--by-episode", "--episodes", "8", "--out", "x"])
+    with pytest.raises(SystemExit):
+        parse_args([str(lake), "--thompson"])
+    with pytest.raises(SystemExit):  # one label per run
+        parse_args([str(lake), str(bandit), "--label", "a", "--by-episode", "--out", "x"])
+
+
+def test_bandit_baselines_reproduce_the_published_row() -> None:
+    # RESULTS.md row 4 (results/bandit_adaptation/adaptation.json): 5 arms, 50 pulls, 2,000
+    # trials, the report's default seed 12345: Thompson 6.30, random 16.69, stored to the bit.
+    shape = (5, 50, 2000, 12345)
+    thompson = regret_summary(thompson_regret(*shape))
+    random = regret_summary(random_regret(*shape))
+    assert thompson["final_mean"] == pytest.approx(6.301371439650491, rel=1e-12)
+    assert random["final_mean"] == pytest.approx(16.692964794705645, rel=1e-12)
+    assert thompson["trials"] == 2000 and len(thompson["cumulative_mean"]) == 50
