@@ -15,7 +15,8 @@ of meta-RL papers, an upper bound that needs no inference of ``v*``. Actions ``B
 What the task tests: with the previous reward and action as inputs (AMAGO's interface), one step
 shows ``|v - v*|``. The forward velocity ``v`` is feature 8 of the observation, so ``v*`` is one of
 ``v +- |v - v*|``. For a cheetah at rest only one of the two lies in the task range (99% of steps;
-``benchmarks/learning/hcv_target_from_reward.py``). Even a memoryless agent can therefore adapt
+measured by ``benchmarks/learning/hcv_target_from_reward.py``, removed after its result was
+recorded: ``git show 681f842:benchmarks/learning/hcv_target_from_reward.py``). Even a memoryless agent can therefore adapt
 within the first steps of episode 0. An agent that used every step's reward perfectly would be
 flat across a trial's episodes, so the task mostly tests locomotion at a commanded speed. Trained
 agents infer less well, and remembering earlier episodes helps them a little (about 5% of an
