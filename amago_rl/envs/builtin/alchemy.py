@@ -20,7 +20,7 @@ S = 3 stones, P = 12 potions), per stone slot ``[colour, size, roundness, value,
 -1 / 0 / +1, value = coordinate sum / 3), then per potion slot ``[colour / 3 - 1, used]`` (six
 colours -1, -2/3, ..., 2/3). An empty slot (used, or never dealt) shows 2.0 for a stone's four
 features and 1.0 for a potion's colour, and ``used = 1``: values outside the real ones, as in
-``dm_alchemy``'s symbolic observation, which this one matches entry for entry. Plus
+``dm_alchemy``'s symbolic observation, whose layout and value ranges this one follows. Plus
 ``"episode_reset"`` [1] and ``"episode_progress"`` [1] (``hide_progress=True`` drops the latter);
 ``dm_alchemy`` shows neither (its agents see new stones appear instead).
 
