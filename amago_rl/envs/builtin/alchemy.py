@@ -1,5 +1,6 @@
-"""Symbolic Alchemy (Wang et al. 2021, "Alchemy: A benchmark and analysis toolkit for meta-RL
-agents"), our own implementation of the symbolic version AMAGO's example 06 trains on.
+"""Symbolic Alchemy (Wang et al. 2021, "Alchemy: A benchmark and analysis toolkit for
+meta-reinforcement learning agents"): our own implementation of the symbolic version that
+AMAGO's example 06 trains on.
 
 Naming: the paper calls one chemistry's run of 10 rounds an *episode* and each round a *trial*.
 Here (as in the rest of amago_rl) the 10 rounds are one **trial** and each round is an inner
@@ -11,9 +12,10 @@ axis which way, and which cube edges are missing). Each of its ``episodes_per_tr
 deals ``num_stones`` new stones (uniform latent corners) and ``num_potions`` new potions (uniform
 colours) and lasts exactly ``steps_per_episode`` steps. Dipping a stone in a potion uses the
 potion up and moves the stone along one latent axis if the edge exists (else nothing happens);
-putting a stone in the cauldron removes it and pays its reward (-3, -1, +1, +3 or +15, so bad
-stones are best left alone). Every episode pays 0 until a stone goes in the cauldron. What can be
-learned across episodes is the chemistry: which colours improve which stones.
+putting a stone in the cauldron removes it and pays its reward (-3, -1, +1, or +15 for the best
+corner, so bad stones are best left alone). Every episode pays 0 until a stone goes in the
+cauldron. What can be learned across episodes is the chemistry: which colours improve which
+stones.
 
 Observation (``KEpisodeTrial``'s ``Dict``): ``"observation"`` [5 S + 2 P] float32 (``[39]`` for
 S = 3 stones, P = 12 potions), per stone slot ``[colour, size, roundness, value, used]`` (features

@@ -6,7 +6,7 @@ distributions below) read from DeepMind's ``dm_alchemy`` (its ``symbolic_alchemy
 plays). Nothing here imports ``dm_alchemy``.
 
 - **Latent stone space**: a stone is a corner ``z`` of the cube ``{-1, +1}^3``. Its reward when
-  put in the cauldron is ``z_0 + z_1 + z_2`` (-3, -1, +1, +3), except the all-``+1`` corner,
+  put in the cauldron is ``z_0 + z_1 + z_2`` (-3, -1 or +1), except the all-``+1`` corner,
   which pays ``3 + 12 = 15``.
 - **Stone appearance** (colour, size, roundness) ``= R @ (m * z)``: ``m in {-1, +1}^3`` reflects
   latent axes (8 choices) and ``R`` is the identity or a 45-degree rotation in one of the three
