@@ -1,9 +1,9 @@
 """Alchemy's chemistry (Wang et al. 2021, §2): the hidden causal structure of one symbolic trial.
 
-Written from the paper's description, with the facts the paper leaves open (the sets and the
-distributions below) read from DeepMind's ``dm_alchemy`` (its ``symbolic_alchemy`` level
-``perceptual_mapping_randomized_with_rotation_and_random_bottleneck``, the one AMAGO's example 06
-plays). Nothing here imports ``dm_alchemy``.
+Our own code, following the paper's description of the task. The exact sets and distributions
+below were checked against DeepMind's ``dm_alchemy`` source (read for facts, no code taken): its
+``symbolic_alchemy`` level ``perceptual_mapping_randomized_with_rotation_and_random_bottleneck``,
+the one AMAGO's example 06 plays. Nothing here imports ``dm_alchemy``.
 
 - **Latent stone space**: a stone is a corner ``z`` of the cube ``{-1, +1}^3``. Its reward when
   put in the cauldron is ``z_0 + z_1 + z_2`` (-3, -1 or +1), except the all-``+1`` corner,
