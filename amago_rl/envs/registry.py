@@ -4,8 +4,8 @@ Names, in the order they are looked up:
 
 1. names added with ``register_env(name, factory)``;
 2. built-in tasks: ``tmaze_passive``, ``tmaze_active``, ``meta_frozen_lake``, ``dark_key_door``,
-   ``mazerunner``, ``bandit``, ``half_cheetah_vel`` (``envs`` extra: mujoco),
-   ``popgym_multidomain`` (``envs`` extra: popgym);
+   ``mazerunner``, ``bandit``, ``alchemy`` (symbolic Alchemy), ``half_cheetah_vel`` (``envs``
+   extra: mujoco), ``popgym_multidomain`` (``envs`` extra: popgym);
 3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``), ``gymnax/<EnvName>`` (e.g.
    ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra) and ``dmc/<domain>-<task>`` (DeepMind
    Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra);
@@ -73,6 +73,7 @@ _BUILTIN: dict[str, EnvFactory] = {
     "dark_key_door": _builtin("amago_rl.envs.builtin.key_door", "DarkKeyDoor"),
     "mazerunner": _builtin("amago_rl.envs.builtin.mazerunner", "MazeRunner"),
     "bandit": _builtin("amago_rl.envs.builtin.bandit", "MetaBandit"),
+    "alchemy": _builtin("amago_rl.envs.builtin.alchemy", "SymbolicAlchemy"),
     "half_cheetah_vel": _builtin("amago_rl.envs.builtin.half_cheetah_vel", "HalfCheetahVel"),
     "popgym_multidomain": _builtin("amago_rl.envs.suites.popgym", "MultiDomainPOPGym"),
 }

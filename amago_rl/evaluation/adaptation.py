@@ -8,6 +8,8 @@ that share a label. What is measured per inner episode (attempt) of a trial:
 - ``dark_key_door``: success (door reached with the key) and return by episode index; the
   episode cut off by the trial's end is not counted (``n`` says how many trials reached an index);
 - ``half_cheetah_vel``: return, velocity and speed error by episode index;
+- ``alchemy``: return by episode index (symbolic Alchemy: the chemistry is learnable across
+  episodes);
 - ``bandit``: cumulative expected regret ``sum_t (max_i p_i - p_arm_t)`` against the pull index,
   with ``thompson=True`` also for Thompson sampling (Beta(1, 1) priors) and uniform-random pulls.
 

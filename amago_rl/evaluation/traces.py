@@ -22,6 +22,7 @@ from torchrl.envs.gym_like import default_info_dict_reader
 
 from amago_rl import keys
 from amago_rl.collectors.rollout_policy import reset_policy_memory
+from amago_rl.envs.builtin.alchemy import AlchemyEpisode
 from amago_rl.envs.builtin.bandit import MetaBandit
 from amago_rl.envs.builtin.frozen_lake import MetaFrozenLake
 from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
@@ -35,6 +36,7 @@ TASKS: dict[str, type[gym.Env]] = {
     "dark_key_door": DarkKeyDoor,
     "half_cheetah_vel": HalfCheetahVel,
     "bandit": MetaBandit,
+    "alchemy": AlchemyEpisode,  # under SymbolicAlchemy's KEpisodeTrial
 }
 #: Per-step trace entries (``info`` -> ``("next", key)``): inner-episode index [] int64, "this
 #: step ended that episode" [] bool, success of the ended episode [] float32 (NaN if not ended or
@@ -92,6 +94,8 @@ class EpisodeTracer(gym.Wrapper):
             end = bool(door or task.episode_time >= task.episode_length)
             success = float(door) if end else math.nan
             self._soft_reset_next = end
+        elif isinstance(task, AlchemyEpisode):  # KEpisodeTrial reports the inner episode
+            self._episode, end = int(info["inner_episode_index"]), bool(info["inner_episode_done"])
         else:  # MetaBandit: the trial is one episode
             end, regret = bool(terminated), float(info["regret"])
         trace = _trace_info(self._episode, end, success, regret, velocity, target)

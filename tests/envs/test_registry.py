@@ -14,6 +14,7 @@ from amago_rl.envs.builtin import TMaze
 from amago_rl.envs.registry import list_envs, make_env, register_env
 
 BUILTINS = [
+    "alchemy",
     "bandit",
     "dark_key_door",
     "half_cheetah_vel",

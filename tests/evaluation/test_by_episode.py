@@ -195,6 +195,18 @@ def test_tracer_follows_key_door_episodes() -> None:
     assert [float(i["trace_success"]) for i, e in zip(infos, ends) if e] == [1.0, 0.0]
 
 
+def test_tracer_follows_alchemy_episodes() -> None:
+    from amago_rl.cli import load_config
+    from amago_rl.envs.builtin.alchemy import SymbolicAlchemy
+
+    env = traces.EpisodeTracer(SymbolicAlchemy(episodes_per_trial=2, steps_per_episode=3))
+    env.reset(seed=0)
+    infos = [env.step(0)[-1] for _ in range(6)]
+    assert [int(i["trace_episode"]) for i in infos] == [0, 0, 0, 1, 1, 1]
+    assert [bool(i["trace_episode_end"]) for i in infos] == [False, False, True] * 2
+    assert traces.task_factory(load_config(["experiment=alchemy_cpu"]).env)[0] == "alchemy"
+
+
 @pytest.mark.parametrize("reset_each_episode", [False, True])
 def test_memory_reset_ablation_marks_every_episode_start(
     trained_run: Callable[..., Path], reset_each_episode: bool
