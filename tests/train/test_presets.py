@@ -19,6 +19,7 @@ NEEDS = {
     "gymnax": "gymnax",
     "half_cheetah_vel": "mujoco",
     "lunar_lander": "Box2D",
+    "metaworld": "metaworld",
     "popgym": "popgym",
 }
 
