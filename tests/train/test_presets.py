@@ -18,6 +18,7 @@ NEEDS = {
     "dmc": "dm_control",
     "gymnax": "gymnax",
     "half_cheetah_vel": "mujoco",
+    "babyai": "minigrid",
     "lunar_lander": "Box2D",
     "metaworld": "metaworld",
     "popgym": "popgym",
