@@ -6,7 +6,7 @@ Names, in the order they are looked up:
 2. built-in tasks: ``tmaze_passive``, ``tmaze_active``, ``meta_frozen_lake``, ``dark_key_door``,
    ``mazerunner``, ``bandit``, ``half_cheetah_vel`` (``envs`` extra: mujoco),
    ``popgym_multidomain`` (``envs`` extra: popgym), ``babyai`` (multi-task BabyAI, ``babyai``
-   extra: minigrid);
+   extra: minigrid), ``xland`` (XLand-MiniGrid trials, ``xland`` extra: xminigrid, jax);
 3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``), ``gymnax/<EnvName>`` (e.g.
    ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra), ``dmc/<domain>-<task>`` (DeepMind
    Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra) and ``metaworld/<benchmark>``
@@ -18,7 +18,8 @@ Names, in the order they are looked up:
 
 Keyword arguments go to the task's constructor. ``num_envs > 1`` batches copies in one process:
 gymnasium envs in a ``SyncVectorEnv`` with autoreset disabled (TorchRL resets finished rows; 2x
-faster than ``SerialEnv`` here), TorchRL envs in a ``SerialEnv``, gymnax envs in one jitted batch.
+faster than ``SerialEnv`` here), TorchRL envs in a ``SerialEnv``, gymnax and XLand-MiniGrid envs in
+one jitted batch.
 A gymnasium env with an ``info_reader(num_envs)`` method (e.g. ``MetaWorldML``) gets that TorchRL
 info reader, so its per-step ``info`` entries (success, task index) reach the step data.
 """
@@ -44,6 +45,7 @@ POPGYM_PREFIX = "popgym/"
 GYMNAX_PREFIX = "gymnax/"
 DMC_PREFIX = "dmc/"
 METAWORLD_PREFIX = "metaworld/"
+XLAND = "xland"  # XLand-MiniGrid: one jax batch of num_envs trials, like gymnax
 PATTERNS = (
     f"{POPGYM_PREFIX}<EnvName>",
     f"{GYMNAX_PREFIX}<EnvName>",
@@ -100,7 +102,7 @@ def register_env(name: str, factory: EnvFactory, *, overwrite: bool = False) -> 
 
 def list_envs() -> list[str]:
     """Registered + built-in names, then the name patterns ``make_env`` also accepts."""
-    return sorted(_USER) + sorted(_BUILTIN) + list(PATTERNS)
+    return sorted(_USER) + sorted([*_BUILTIN, XLAND]) + list(PATTERNS)
 
 
 def make_env(
@@ -136,10 +138,14 @@ def make_env(
 
     if num_envs < 1:
         raise ValueError(f"make_env: num_envs must be >= 1, got {num_envs}.")
-    if name.startswith(GYMNAX_PREFIX):
+    if name == XLAND:
+        from amago_rl.envs.suites.xland import XLandMiniGridEnv
+
+        base: EnvBase = XLandMiniGridEnv(num_envs, seed=seed or 0, device=device, **kwargs)
+    elif name.startswith(GYMNAX_PREFIX):
         from amago_rl.envs.suites.gymnax import GymnaxEnv
 
-        base: EnvBase = GymnaxEnv(
+        base = GymnaxEnv(
             name[len(GYMNAX_PREFIX) :],
             num_envs,
             seed=seed or 0,
