@@ -102,7 +102,11 @@ def register_env(name: str, factory: EnvFactory, *, overwrite: bool = False) -> 
 
 def list_envs() -> list[str]:
     """Registered + built-in names, then the name patterns ``make_env`` also accepts."""
-    return sorted(_USER) + sorted([*_BUILTIN, XLAND]) + list(PATTERNS)
+    return _known() + list(PATTERNS)
+
+
+def _known() -> list[str]:
+    return sorted(_USER) + sorted([*_BUILTIN, XLAND])
 
 
 def make_env(
@@ -289,7 +293,7 @@ def _import_factory(path: str) -> EnvFactory:
 
 
 def _unknown(name: str) -> ValueError:
-    known = sorted(_USER) + sorted(_BUILTIN)
+    known = _known()
     close = difflib.get_close_matches(name, known + list(gym.registry), n=5, cutoff=0.5)
     return ValueError(
         f"make_env: unknown env {name!r}. Close matches: {close or 'none'}. "
