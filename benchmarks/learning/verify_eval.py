@@ -113,6 +113,8 @@ def verify_run(
         "return_min": float(values.min()),
         "return_max": float(values.max()),
     }
+    # k-attempt trials: per-attempt means (episode_<i>_return, episode_<i>_success)
+    out.update({k: v for k, v in result.items() if k.startswith("episode_")})
     if threshold is not None:
         out["threshold"] = threshold
         out["fraction_at_threshold"] = float((values >= threshold - 1e-6).double().mean())
