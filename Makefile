@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 GYMNAX_VERSION ?= 1.0.1
+METAWORLD_VERSION ?= 3.1.1
+XMINIGRID_VERSION ?= 0.9.3
 PYTEST_ARGS ?=
 
 .PHONY: venv install install-test train test test-slow lint bench clean
@@ -26,10 +28,13 @@ install: venv
 	$(BIN)/pip install --quiet -e .
 
 # gymnax's own deps without its gymnasium<1.4 pin (see pyproject's gymnax extras), so the suite
-# runs on the gymnasium the test extra resolves, gymnax envs included.
+# runs on the gymnasium the test extra resolves, gymnax envs included. metaworld likewise without
+# its mujoco==3.3.0 pin, on the mujoco the dmc extra needs (see pyproject's metaworld extra), and
+# xminigrid on gymnax-runtime's jax / flax without its chex and imageio-ffmpeg (see the xland extra).
 install-test: venv
 	$(BIN)/pip install --quiet -e ".[test,gymnax-runtime]"
-	$(BIN)/pip install --quiet --no-deps "gymnax==$(GYMNAX_VERSION)"
+	$(BIN)/pip install --quiet --no-deps "gymnax==$(GYMNAX_VERSION)" "metaworld==$(METAWORLD_VERSION)" \
+		"xminigrid==$(XMINIGRID_VERSION)"
 
 train: install
 	$(BIN)/amago-train $(ARGS)

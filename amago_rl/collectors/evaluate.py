@@ -24,6 +24,10 @@ from amago_rl.envs.wrap import EPISODE_REWARD
 
 #: Per-inner-episode returns of a k-episode trial (``KEpisodeTrial`` + ``trial_info_reader``).
 EPISODE_RETURNS = "episode_returns"
+#: Per-attempt success (1 / 0, NaN if unfinished) of a k-episode trial (e.g. ``MetaWorldML``).
+EPISODE_SUCCESSES = "episode_successes"
+#: Per-attempt [N, k] entries -> the name of their ``episode_<i>_<name>`` means.
+PER_ATTEMPT = {EPISODE_RETURNS: "return", EPISODE_SUCCESSES: "success"}
 
 
 def evaluate_policy(
@@ -66,8 +70,9 @@ def evaluate_policy(
         completed episodes (NaN if none), ``episodes``, ``env_steps`` (summed over envs),
         ``steps_per_second`` (env steps / wall time, policy included), per-inner-episode mean
         returns ``episode_<i>_return`` if the env reports ``("next", "episode_returns")``
-        ([N, k], k-episode trials), the ``metric/<key>`` means, and with ``keep_returns`` the
-        list ``returns``.
+        ([N, k], k-episode trials), per-attempt success rates ``episode_<i>_success`` if it
+        reports ``("next", "episode_successes")`` ([N, k]), the ``metric/<key>`` means, and
+        with ``keep_returns`` the list ``returns``.
     """
     if num_steps is None and num_episodes is None:
         raise ValueError("evaluate_policy: give num_steps, num_episodes or both.")
@@ -76,7 +81,7 @@ def evaluate_policy(
             raise ValueError(f"evaluate_policy: {name} must be >= 1, got {value}.")
     evaluator = eval_policy_copy(policy, deterministic=deterministic)
     returns: list[torch.Tensor] = []
-    trial_returns: list[torch.Tensor] = []
+    per_attempt: dict[str, list[torch.Tensor]] = {key: [] for key in PER_ATTEMPT}
     metrics: dict[str, list[torch.Tensor]] = {_name(k): [] for k in metric_keys}
     episodes = steps = 0
     start = time.perf_counter()
@@ -93,9 +98,10 @@ def evaluate_policy(
             continue
         episodes += int(done.sum())
         returns.append(_at_done(nxt, episode_reward_key, done).reshape(-1).float())
-        if EPISODE_RETURNS in nxt.keys():
-            per_episode = _at_done(nxt, EPISODE_RETURNS, done)
-            trial_returns.append(per_episode.reshape(int(done.sum()), -1).float())
+        for key, tables in per_attempt.items():
+            if key in nxt.keys():
+                table = _at_done(nxt, key, done).reshape(int(done.sum()), -1).float()
+                tables.append(table)
         for key in metric_keys:
             metrics[_name(key)].append(_at_done(nxt, key, done).reshape(-1).float())
     elapsed = time.perf_counter() - start
@@ -108,10 +114,11 @@ def evaluate_policy(
     result.update(_return_stats(all_returns))
     if keep_returns:
         result["returns"] = all_returns.tolist()
-    if trial_returns:
-        table = torch.cat(trial_returns)  # [episodes, k], NaN where an attempt never finished
-        for i in range(table.shape[-1]):
-            result[f"episode_{i}_return"] = float(table[:, i].nanmean())
+    for key, tables in per_attempt.items():
+        if tables:
+            table = torch.cat(tables)  # [episodes, k], NaN where an attempt never finished
+            for i in range(table.shape[-1]):
+                result[f"episode_{i}_{PER_ATTEMPT[key]}"] = float(table[:, i].nanmean())
     for name, values in metrics.items():
         result[f"metric/{name}"] = float(torch.cat(values).mean()) if values else math.nan
     return result

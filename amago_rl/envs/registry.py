@@ -4,11 +4,14 @@ Names, in the order they are looked up:
 
 1. names added with ``register_env(name, factory)``;
 2. built-in tasks: ``tmaze_passive``, ``tmaze_active``, ``meta_frozen_lake``, ``dark_key_door``,
-   ``mazerunner``, ``bandit``, ``alchemy`` (symbolic Alchemy), ``half_cheetah_vel`` (``envs``
-   extra: mujoco), ``popgym_multidomain`` (``envs`` extra: popgym);
+   ``mazerunner``, ``bandit``, ``alchemy`` (symbolic Alchemy),
+   ``half_cheetah_vel`` (``envs`` extra: mujoco),
+   ``popgym_multidomain`` (``envs`` extra: popgym), ``babyai`` (multi-task BabyAI, ``babyai``
+   extra: minigrid), ``xland`` (XLand-MiniGrid trials, ``xland`` extra: xminigrid, jax);
 3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``), ``gymnax/<EnvName>`` (e.g.
-   ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra) and ``dmc/<domain>-<task>`` (DeepMind
-   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra);
+   ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra), ``dmc/<domain>-<task>`` (DeepMind
+   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra) and ``metaworld/<benchmark>``
+   (Meta-World ``ml10``, ``ml45`` or an ML1 family such as ``reach-v3``, ``metaworld`` extra);
 4. an import path ``"package.module:factory"`` to a user factory returning a gymnasium ``Env``
    or a TorchRL ``EnvBase``;
 5. any registered gymnasium id (``"CartPole-v1"``; ``"LunarLander-v3"`` needs the ``box2d``
@@ -16,7 +19,10 @@ Names, in the order they are looked up:
 
 Keyword arguments go to the task's constructor. ``num_envs > 1`` batches copies in one process:
 gymnasium envs in a ``SyncVectorEnv`` with autoreset disabled (TorchRL resets finished rows; 2x
-faster than ``SerialEnv`` here), TorchRL envs in a ``SerialEnv``, gymnax envs in one jitted batch.
+faster than ``SerialEnv`` here), TorchRL envs in a ``SerialEnv``, gymnax and XLand-MiniGrid envs in
+one jitted batch.
+A gymnasium env with an ``info_reader(num_envs)`` method (e.g. ``MetaWorldML``) gets that TorchRL
+info reader, so its per-step ``info`` entries (success, task index) reach the step data.
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ EnvFactory = Callable[..., gym.Env | EnvBase]
 POPGYM_PREFIX = "popgym/"
 GYMNAX_PREFIX = "gymnax/"
 DMC_PREFIX = "dmc/"
+METAWORLD_PREFIX = "metaworld/"
+XLAND = "xland"  # XLand-MiniGrid: one jax batch of num_envs trials, like gymnax
 PATTERNS = (
     f"{POPGYM_PREFIX}<EnvName>",
     f"{GYMNAX_PREFIX}<EnvName>",
     f"{DMC_PREFIX}<domain>-<task>",
+    f"{METAWORLD_PREFIX}<ml10|ml45|task-v3>",
     "package.module:factory",
     "<any gymnasium id>",
 )
@@ -76,6 +85,7 @@ _BUILTIN: dict[str, EnvFactory] = {
     "alchemy": _builtin("amago_rl.envs.builtin.alchemy", "SymbolicAlchemy"),
     "half_cheetah_vel": _builtin("amago_rl.envs.builtin.half_cheetah_vel", "HalfCheetahVel"),
     "popgym_multidomain": _builtin("amago_rl.envs.suites.popgym", "MultiDomainPOPGym"),
+    "babyai": _builtin("amago_rl.envs.suites.babyai", "MultiTaskBabyAI"),
 }
 
 
@@ -94,7 +104,11 @@ def register_env(name: str, factory: EnvFactory, *, overwrite: bool = False) -> 
 
 def list_envs() -> list[str]:
     """Registered + built-in names, then the name patterns ``make_env`` also accepts."""
-    return sorted(_USER) + sorted(_BUILTIN) + list(PATTERNS)
+    return _known() + list(PATTERNS)
+
+
+def _known() -> list[str]:
+    return sorted(_USER) + sorted([*_BUILTIN, XLAND])
 
 
 def make_env(
@@ -130,10 +144,14 @@ def make_env(
 
     if num_envs < 1:
         raise ValueError(f"make_env: num_envs must be >= 1, got {num_envs}.")
-    if name.startswith(GYMNAX_PREFIX):
+    if name == XLAND:
+        from amago_rl.envs.suites.xland import XLandMiniGridEnv
+
+        base: EnvBase = XLandMiniGridEnv(num_envs, seed=seed or 0, device=device, **kwargs)
+    elif name.startswith(GYMNAX_PREFIX):
         from amago_rl.envs.suites.gymnax import GymnaxEnv
 
-        base: EnvBase = GymnaxEnv(
+        base = GymnaxEnv(
             name[len(GYMNAX_PREFIX) :],
             num_envs,
             seed=seed or 0,
@@ -171,11 +189,18 @@ def _batched(factory: EnvFactory, kwargs: dict[str, Any], num_envs: int, device:
             f"make_env: the factory returned {type(first).__name__}; expected a gymnasium Env "
             "or a TorchRL EnvBase."
         )
+    info_reader = getattr(first, "info_reader", None)
     if num_envs == 1:
-        return GymWrapper(first, device=device)
+        wrapped = GymWrapper(first, device=device)
+        if callable(info_reader):
+            wrapped.set_info_dict_reader(info_reader(None))
+        return wrapped
     fns = [lambda: first] + [lambda: factory(**kwargs)] * (num_envs - 1)
     vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
-    return wrap_vector_env(vec, device)
+    wrapped = wrap_vector_env(vec, device)
+    if callable(info_reader):
+        wrapped.set_info_dict_reader(info_reader(num_envs))
+    return wrapped
 
 
 def resolve_env(name: str) -> EnvFactory:
@@ -203,6 +228,15 @@ def resolve_env(name: str) -> EnvFactory:
             return DMCEnv(task, **kwargs)
 
         return dmc_factory
+    if name.startswith(METAWORLD_PREFIX):
+        benchmark = name[len(METAWORLD_PREFIX) :]
+
+        def metaworld_factory(**kwargs: Any) -> gym.Env:
+            from amago_rl.envs.suites.metaworld import MetaWorldML
+
+            return MetaWorldML(benchmark, **kwargs)
+
+        return metaworld_factory
     if ":" in name:
         return _import_factory(name)
     if name in gym.registry:
@@ -261,7 +295,7 @@ def _import_factory(path: str) -> EnvFactory:
 
 
 def _unknown(name: str) -> ValueError:
-    known = sorted(_USER) + sorted(_BUILTIN)
+    known = _known()
     close = difflib.get_close_matches(name, known + list(gym.registry), n=5, cutoff=0.5)
     return ValueError(
         f"make_env: unknown env {name!r}. Close matches: {close or 'none'}. "

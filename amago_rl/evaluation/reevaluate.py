@@ -37,7 +37,9 @@ def evaluate_run(
     latest checkpoint, or an agent from :func:`load_agent`).
 
     Returns ``run_dir``, ``policy``, ``epoch`` (of the checkpoint), ``episodes`` (ended),
-    ``return_mean``, ``return_se``, ``return_min``, ``return_max`` and, with a ``threshold``,
+    ``return_mean``, ``return_se``, ``return_min``, ``return_max``, the per-attempt means
+    ``episode_<i>_return`` / ``episode_<i>_success`` of k-attempt trials when the env reports
+    them, and, with a ``threshold``,
     ``threshold`` and ``fraction_at_threshold`` (episodes with return >= threshold).
     """
     if policy not in POLICIES:
@@ -69,6 +71,8 @@ def evaluate_run(
         "return_min": float(values.min()),
         "return_max": float(values.max()),
     }
+    # k-attempt trials (Meta-World, BabyAI, XLand): per-attempt means episode_<i>_return/_success
+    out.update({k: v for k, v in result.items() if k.startswith("episode_")})
     if threshold is not None:
         out["threshold"] = threshold
         out["fraction_at_threshold"] = float((values >= threshold - 1e-6).double().mean())

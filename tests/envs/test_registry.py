@@ -15,6 +15,7 @@ from amago_rl.envs.registry import list_envs, make_env, register_env
 
 BUILTINS = [
     "alchemy",
+    "babyai",
     "bandit",
     "dark_key_door",
     "half_cheetah_vel",
@@ -23,6 +24,7 @@ BUILTINS = [
     "popgym_multidomain",
     "tmaze_active",
     "tmaze_passive",
+    "xland",
 ]
 
 
@@ -38,6 +40,7 @@ def test_list_envs_has_builtins_and_patterns() -> None:
     names = list_envs()
     assert names[: len(BUILTINS)] == BUILTINS
     assert "popgym/<EnvName>" in names and "gymnax/<EnvName>" in names
+    assert "metaworld/<ml10|ml45|task-v3>" in names
 
 
 def test_unknown_name_lists_close_matches_first() -> None:
