@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 GYMNAX_VERSION ?= 1.0.1
+PROCGEN_VERSION ?= 0.10.7
+GYM3_VERSION ?= 0.3.3
+GYM_VERSION ?= 0.26.2
 PYTEST_ARGS ?=
 
 .PHONY: venv install install-test train test test-slow lint bench clean
@@ -26,10 +29,14 @@ install: venv
 	$(BIN)/pip install --quiet -e .
 
 # gymnax's own deps without its gymnasium<1.4 pin (see pyproject's gymnax extras), so the suite
-# runs on the gymnasium the test extra resolves, gymnax envs included.
+# runs on the gymnasium the test extra resolves, gymnax envs included. procgen-mirror, gym3 and
+# gym likewise, without their numpy<2 pin and gym's import-time notice (pyproject's procgen
+# extras; the test extra has procgen-runtime).
 install-test: venv
 	$(BIN)/pip install --quiet -e ".[test,gymnax-runtime]"
 	$(BIN)/pip install --quiet --no-deps "gymnax==$(GYMNAX_VERSION)"
+	$(BIN)/pip install --quiet --no-deps "procgen-mirror==$(PROCGEN_VERSION)" "gym3==$(GYM3_VERSION)" \
+		"gym==$(GYM_VERSION)"
 
 train: install
 	$(BIN)/amago-train $(ARGS)

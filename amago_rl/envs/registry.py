@@ -5,10 +5,13 @@ Names, in the order they are looked up:
 1. names added with ``register_env(name, factory)``;
 2. built-in tasks: ``tmaze_passive``, ``tmaze_active``, ``meta_frozen_lake``, ``dark_key_door``,
    ``mazerunner``, ``bandit``, ``half_cheetah_vel`` (``envs`` extra: mujoco),
-   ``popgym_multidomain`` (``envs`` extra: popgym);
+   ``popgym_multidomain`` (``envs`` extra: popgym), ``atari_multigame`` (``atari`` extra),
+   ``procgen_multigame`` (``procgen`` extra);
 3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``), ``gymnax/<EnvName>`` (e.g.
-   ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra) and ``dmc/<domain>-<task>`` (DeepMind
-   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra);
+   ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra), ``dmc/<domain>-<task>`` (DeepMind
+   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra), ``ale/<Game>`` (one Atari game,
+   e.g. ``ale/Pong``, ``atari`` extra) and ``procgen/<game>`` (one Procgen game, e.g.
+   ``procgen/coinrun``, ``procgen`` extra);
 4. an import path ``"package.module:factory"`` to a user factory returning a gymnasium ``Env``
    or a TorchRL ``EnvBase``;
 5. any registered gymnasium id (``"CartPole-v1"``; ``"LunarLander-v3"`` needs the ``box2d``
@@ -22,6 +25,7 @@ faster than ``SerialEnv`` here), TorchRL envs in a ``SerialEnv``, gymnax envs in
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 import sys
@@ -39,10 +43,14 @@ EnvFactory = Callable[..., gym.Env | EnvBase]
 POPGYM_PREFIX = "popgym/"
 GYMNAX_PREFIX = "gymnax/"
 DMC_PREFIX = "dmc/"
+ALE_PREFIX = "ale/"
+PROCGEN_PREFIX = "procgen/"
 PATTERNS = (
     f"{POPGYM_PREFIX}<EnvName>",
     f"{GYMNAX_PREFIX}<EnvName>",
     f"{DMC_PREFIX}<domain>-<task>",
+    f"{ALE_PREFIX}<Game>",
+    f"{PROCGEN_PREFIX}<game>",
     "package.module:factory",
     "<any gymnasium id>",
 )
@@ -75,6 +83,8 @@ _BUILTIN: dict[str, EnvFactory] = {
     "bandit": _builtin("amago_rl.envs.builtin.bandit", "MetaBandit"),
     "half_cheetah_vel": _builtin("amago_rl.envs.builtin.half_cheetah_vel", "HalfCheetahVel"),
     "popgym_multidomain": _builtin("amago_rl.envs.suites.popgym", "MultiDomainPOPGym"),
+    "atari_multigame": _builtin("amago_rl.envs.suites.atari", "AtariMultiGame"),
+    "procgen_multigame": _builtin("amago_rl.envs.suites.procgen", "ProcgenMultiGame"),
 }
 
 
@@ -110,7 +120,7 @@ def make_env(
 
     Args:
         name: task name, ``popgym/<EnvName>``, ``gymnax/<EnvName>``, ``dmc/<domain>-<task>``,
-            ``"pkg.mod:factory"`` or a gymnasium id.
+            ``ale/<Game>``, ``procgen/<game>``, ``"pkg.mod:factory"`` or a gymnasium id.
         num_envs: copies stepped together; the env's batch size is ``[num_envs]`` when > 1
             (gymnax envs always have batch size ``[num_envs]``).
         seed: seeds the env(s) (copy i gets ``seed + i``); ``None`` leaves them unseeded.
@@ -202,6 +212,12 @@ def resolve_env(name: str) -> EnvFactory:
             return DMCEnv(task, **kwargs)
 
         return dmc_factory
+    for prefix, module, cls in (
+        (ALE_PREFIX, "amago_rl.envs.suites.atari", "AtariGame"),
+        (PROCGEN_PREFIX, "amago_rl.envs.suites.procgen", "ProcgenGame"),
+    ):
+        if name.startswith(prefix):
+            return functools.partial(_builtin(module, cls), game=name[len(prefix) :])
     if ":" in name:
         return _import_factory(name)
     if name in gym.registry:

@@ -15,11 +15,13 @@ PRESETS = sorted(
     for p in (Path(__file__).resolve().parents[2] / "amago_rl/configs/experiment").glob("*.yaml")
 )
 NEEDS = {
+    "atari": "ale_py",
     "dmc": "dm_control",
     "gymnax": "gymnax",
     "half_cheetah_vel": "mujoco",
     "lunar_lander": "Box2D",
     "popgym": "popgym",
+    "procgen": "procgen",
 }
 
 
