@@ -14,12 +14,14 @@ from amago_rl.envs.builtin import TMaze
 from amago_rl.envs.registry import list_envs, make_env, register_env
 
 BUILTINS = [
+    "atari_multigame",
     "bandit",
     "dark_key_door",
     "half_cheetah_vel",
     "mazerunner",
     "meta_frozen_lake",
     "popgym_multidomain",
+    "procgen_multigame",
     "tmaze_active",
     "tmaze_passive",
 ]
