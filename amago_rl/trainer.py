@@ -103,6 +103,14 @@ class Trainer:
         c = cfg.collector
         if c.num_workers < 1 or c.envs_per_worker < 1:
             raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
+        if cfg.trainer.online_after_epoch > 0 and cfg.replay.offline_dataset is None:
+            raise ValueError(
+                f"trainer.online_after_epoch={cfg.trainer.online_after_epoch} collects nothing "
+                "before that epoch, and replay.offline_dataset is not set, so there is nothing "
+                "to train on: pass replay.offline_dataset=<minari:id | d4rl:id | file.npz> (e.g. "
+                "one made by benchmarks/learning/make_offline_dataset.py), or "
+                "trainer.online_after_epoch=0."
+            )
         if cfg.replay.window_placement not in WINDOW_PLACEMENTS:
             raise ValueError(
                 f"replay.window_placement must be one of {WINDOW_PLACEMENTS}, "

@@ -186,7 +186,7 @@ def test_trainer_trains_offline_then_online(tmp_path: Path, tiny_run: list[str])
     path = save_d4rl_npz(as_env_side(scripted_rollout(400)), tmp_path / "cartpole.npz")
     cfg = load_config(
         [
-            "experiment=cartpole_ff",
+            "experiment=offline_to_online_cpu",
             *tiny_run,
             "trainer.epochs=3",
             "trainer.updates_per_epoch=2",
@@ -205,3 +205,22 @@ def test_trainer_trains_offline_then_online(tmp_path: Path, tiny_run: list[str])
     assert float(rows[0]["replay/offline_tokens"]) > 150
     assert [float(r["replay/offline_fraction"]) for r in rows] == [1.0, 1.0, 0.8]
     assert float(rows[2]["replay/tokens"]) > 0 and float(rows[1]["replay/tokens"]) == 0
+
+
+def test_online_after_epoch_without_a_dataset_says_what_to_set(tmp_path: Path) -> None:
+    cfg = load_config(["experiment=offline_to_online_cpu"])
+    assert cfg.replay.offline_dataset is None and cfg.trainer.online_after_epoch == 20
+    with pytest.raises(ValueError, match=r"replay\.offline_dataset=<minari:id \| d4rl:id"):
+        Trainer(cfg, tmp_path)
+
+
+def test_offline_to_online_preset_has_amago_settings() -> None:
+    cfg = load_config(["experiment=offline_to_online"])
+    assert cfg.replay.offline_dataset == "d4rl:halfcheetah-medium-v2"
+    assert cfg.replay.offline_fraction == 0.8 and cfg.replay.offline_anneal_epochs == 50
+    assert cfg.trainer.online_after_epoch >= cfg.trainer.epochs, "offline only by default"
+    loss = cfg.agent.loss_kwargs
+    assert (loss["online_coeff"], loss["offline_coeff"], loss["filter"]) == (0.0, 1.0, "exp")
+    assert (loss["num_actions_value_critic"], loss["num_actions_value_actor"]) == (3, 5)
+    assert cfg.agent.num_critics == 5 and cfg.agent.gamma == 0.997
+    assert not cfg.trainer.sample_actions and not cfg.trainer.eval_sample_actions

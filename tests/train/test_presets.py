@@ -25,7 +25,14 @@ NEEDS = {
 }
 
 
+# Presets that need a dataset (the D4RL one is downloaded, the CPU one made by a script): built
+# and run in tests/data/test_offline_to_online.py.
+NEEDS_DATASET = {"offline_to_online", "offline_to_online_cpu"}
+
+
 def _skip_missing(preset: str) -> None:
+    if preset in NEEDS_DATASET:
+        pytest.skip(f"preset {preset} needs an offline dataset (tests/data/test_offline_to_online)")
     for prefix, package in NEEDS.items():
         if preset.startswith(prefix) and importlib.util.find_spec(package) is None:
             pytest.skip(f"preset {preset} needs the optional package {package}")
