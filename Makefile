@@ -9,6 +9,9 @@ TORCH_VERSION ?= 2.13.0
 GYMNAX_VERSION ?= 1.0.1
 METAWORLD_VERSION ?= 3.1.1
 XMINIGRID_VERSION ?= 0.9.3
+PROCGEN_VERSION ?= 0.10.7
+GYM3_VERSION ?= 0.3.3
+GYM_VERSION ?= 0.26.2
 PYTEST_ARGS ?=
 
 .PHONY: venv install install-test train test test-slow lint bench clean
@@ -29,12 +32,16 @@ install: venv
 
 # gymnax's own deps without its gymnasium<1.4 pin (see pyproject's gymnax extras), so the suite
 # runs on the gymnasium the test extra resolves, gymnax envs included. metaworld likewise without
-# its mujoco==3.3.0 pin, on the mujoco the dmc extra needs (see pyproject's metaworld extra), and
-# xminigrid on gymnax-runtime's jax / flax without its chex and imageio-ffmpeg (see the xland extra).
+# its mujoco==3.3.0 pin, on the mujoco the dmc extra needs (see pyproject's metaworld extra),
+# xminigrid on gymnax-runtime's jax / flax without its chex and imageio-ffmpeg (see the xland extra),
+# and procgen-mirror, gym3 and gym without their numpy<2 pin and gym's import-time notice
+# (pyproject's procgen extras; the test extra has procgen-runtime).
 install-test: venv
 	$(BIN)/pip install --quiet -e ".[test,gymnax-runtime]"
 	$(BIN)/pip install --quiet --no-deps "gymnax==$(GYMNAX_VERSION)" "metaworld==$(METAWORLD_VERSION)" \
 		"xminigrid==$(XMINIGRID_VERSION)"
+	$(BIN)/pip install --quiet --no-deps "procgen-mirror==$(PROCGEN_VERSION)" "gym3==$(GYM3_VERSION)" \
+		"gym==$(GYM_VERSION)"
 
 train: install
 	$(BIN)/amago-train $(ARGS)

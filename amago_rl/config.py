@@ -109,6 +109,10 @@ class TrainerConfig:
     sample_actions: bool = True  # False: argmax actions (+ exploration) when collecting
     eval_sample_actions: bool = True  # False: argmax actions in evaluation
     start_learning_at_epoch: int = 0
+    # Collection starts at this epoch (AMAGO's start_collecting_at_epoch): with
+    # replay.offline_dataset the epochs before it train on the dataset alone (offline RL); a value
+    # >= epochs never collects (offline only; evaluation still runs).
+    online_after_epoch: int = 0
     progress: bool = True
 
 
@@ -128,6 +132,15 @@ class ReplayConfig:
     # (AMAGO): windows lie inside the trajectory, so its first and last transitions (e.g. a
     # CartPole termination) are sampled up to max_seq_len times less often than the others.
     window_placement: str = "cover"
+    # Offline-to-online (AMAGO example 14): trajectories of a dataset ("minari:<id>",
+    # "d4rl:<id>" through TorchRL's loaders with offline_kwargs, or a D4RL-style .npz file) in a
+    # replay of their own; each training window is offline with probability offline_fraction
+    # once online data exists, the online share growing from 0 over offline_anneal_epochs epochs
+    # of collection (amago_rl.data.mixed_replay).
+    offline_dataset: str | None = None
+    offline_kwargs: dict[str, Any] = field(default_factory=dict)
+    offline_fraction: float = 0.8
+    offline_anneal_epochs: int = 50
 
 
 @dataclass

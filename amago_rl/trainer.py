@@ -34,7 +34,7 @@ from amago_rl import distributed, keys
 from amago_rl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
 from amago_rl.config import TrainConfig
-from amago_rl.data import SequenceReplay, TrajectorySegmenter
+from amago_rl.data import OfflineOnlineReplay, SequenceReplay, TrajectorySegmenter, offline_replay
 from amago_rl.data.window_sampler import WINDOW_PLACEMENTS
 from amago_rl.experiment import (
     COLLECTOR,
@@ -103,6 +103,14 @@ class Trainer:
         c = cfg.collector
         if c.num_workers < 1 or c.envs_per_worker < 1:
             raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
+        if cfg.trainer.online_after_epoch > 0 and cfg.replay.offline_dataset is None:
+            raise ValueError(
+                f"trainer.online_after_epoch={cfg.trainer.online_after_epoch} collects nothing "
+                "before that epoch, and replay.offline_dataset is not set, so there is nothing "
+                "to train on: pass replay.offline_dataset=<minari:id | d4rl:id | file.npz> (e.g. "
+                "one made by benchmarks/learning/make_offline_dataset.py), or "
+                "trainer.online_after_epoch=0."
+            )
         if cfg.replay.window_placement not in WINDOW_PLACEMENTS:
             raise ValueError(
                 f"replay.window_placement must be one of {WINDOW_PLACEMENTS}, "
@@ -114,6 +122,7 @@ class Trainer:
         probe = self.make_train_env()
         self.agent = build_agent(cfg, probe, self.device)
         obs_keys = stored_obs_keys(probe)
+        offline = self._offline_replay(probe, obs_keys)
         probe.close()
         self.rollout_policy = make_rollout_policy(
             self.agent.modules.policy,
@@ -142,6 +151,13 @@ class Trainer:
             seed=self.seed,
             window_placement=cfg.replay.window_placement,
         )
+        if offline is not None:
+            self.replay = OfflineOnlineReplay(
+                offline,
+                self.replay,
+                offline_fraction=cfg.replay.offline_fraction,
+                anneal_collections=cfg.replay.offline_anneal_epochs,
+            )
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")
         self.logger = None
         if self.is_main:
@@ -162,6 +178,26 @@ class Trainer:
         self._stop_requested = False
         self.interrupted = False  # the last train() stopped on Ctrl-C
         self.last_checkpoint: Path | None = None
+
+    def _offline_replay(self, env: Any, obs_keys: list[Any]) -> SequenceReplay | None:
+        """The dataset's replay (``replay.offline_dataset``), rebuilt from it at every start."""
+        r = self.cfg.replay
+        if r.offline_dataset is None:
+            return None
+        if r.relabel is not None:
+            raise ValueError("replay.relabel does not apply to replay.offline_dataset yet.")
+        scratch = distributed.replay_dir(self.run_dir) / "offline"
+        return offline_replay(
+            r.offline_dataset,
+            env,
+            obs_keys,
+            max_seq_len=self.cfg.model.max_seq_len,
+            batch_size=self.cfg.trainer.batch_size,
+            scratch_dir=scratch,
+            seed=self.seed + 1,
+            window_placement=r.window_placement,
+            **r.offline_kwargs,
+        )
 
     # ------------------------------------------------------------------ Ctrl-C
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -236,7 +272,8 @@ class Trainer:
                 return
             if self.in_progress is None:  # else: resuming an epoch that Ctrl-C interrupted
                 started = time.perf_counter()
-                self.in_progress = EpochProgress(self._collect(batches), started=started)
+                row = self._collect(batches) if epoch >= t.online_after_epoch else {}
+                self.in_progress = EpochProgress({**row, **self._replay_row()}, started=started)
             else:
                 self.in_progress.resume()
             progress = self.in_progress
@@ -292,14 +329,22 @@ class Trainer:
         out: dict[str, Any] = {
             "collect/steps_per_s": frames / max(elapsed, 1e-9),
             "collect/episodes": int(episodes),
-            "replay/tokens": len(self.replay),
-            "replay/segments": self.replay.num_segments,
         }
         if episodes:
             out["train/return"] = ret_sum / episodes
         if self.segmenter.nonfinite_key is not None:
             out["replay/nonfinite_cut_trajectories"] = self.segmenter.cut_trajectories
         return out
+
+    def _replay_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "replay/tokens": len(self.replay),
+            "replay/segments": self.replay.num_segments,
+        }
+        if isinstance(self.replay, OfflineOnlineReplay):
+            row["replay/offline_tokens"] = len(self.replay.offline)
+            row["replay/offline_fraction"] = self.replay.offline_fraction
+        return row
 
     def _check_workers(self) -> None:
         """Raise if a collector worker process has died (e.g. its env raised

@@ -7,11 +7,14 @@ Names, in the order they are looked up:
    ``mazerunner``, ``bandit``, ``alchemy`` (symbolic Alchemy),
    ``half_cheetah_vel`` (``envs`` extra: mujoco),
    ``popgym_multidomain`` (``envs`` extra: popgym), ``babyai`` (multi-task BabyAI, ``babyai``
-   extra: minigrid), ``xland`` (XLand-MiniGrid trials, ``xland`` extra: xminigrid, jax);
+   extra: minigrid), ``xland`` (XLand-MiniGrid trials, ``xland`` extra: xminigrid, jax),
+   ``atari_multigame`` (``atari`` extra), ``procgen_multigame`` (``procgen`` extra);
 3. ``popgym/<EnvName>`` (e.g. ``popgym/RepeatPreviousEasy``), ``gymnax/<EnvName>`` (e.g.
    ``gymnax/MemoryChain-bsuite``, ``gymnax`` extra), ``dmc/<domain>-<task>`` (DeepMind
-   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra) and ``metaworld/<benchmark>``
-   (Meta-World ``ml10``, ``ml45`` or an ML1 family such as ``reach-v3``, ``metaworld`` extra);
+   Control Suite, e.g. ``dmc/walker-walk``, ``dmc`` extra), ``metaworld/<benchmark>``
+   (Meta-World ``ml10``, ``ml45`` or an ML1 family such as ``reach-v3``, ``metaworld`` extra),
+   ``ale/<Game>`` (one Atari game, e.g. ``ale/Pong``, ``atari`` extra) and ``procgen/<game>``
+   (one Procgen game, e.g. ``procgen/coinrun``, ``procgen`` extra);
 4. an import path ``"package.module:factory"`` to a user factory returning a gymnasium ``Env``
    or a TorchRL ``EnvBase``;
 5. any registered gymnasium id (``"CartPole-v1"``; ``"LunarLander-v3"`` needs the ``box2d``
@@ -28,6 +31,7 @@ info reader, so its per-step ``info`` entries (success, task index) reach the st
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 import sys
@@ -47,11 +51,15 @@ GYMNAX_PREFIX = "gymnax/"
 DMC_PREFIX = "dmc/"
 METAWORLD_PREFIX = "metaworld/"
 XLAND = "xland"  # XLand-MiniGrid: one jax batch of num_envs trials, like gymnax
+ALE_PREFIX = "ale/"
+PROCGEN_PREFIX = "procgen/"
 PATTERNS = (
     f"{POPGYM_PREFIX}<EnvName>",
     f"{GYMNAX_PREFIX}<EnvName>",
     f"{DMC_PREFIX}<domain>-<task>",
     f"{METAWORLD_PREFIX}<ml10|ml45|task-v3>",
+    f"{ALE_PREFIX}<Game>",
+    f"{PROCGEN_PREFIX}<game>",
     "package.module:factory",
     "<any gymnasium id>",
 )
@@ -86,6 +94,8 @@ _BUILTIN: dict[str, EnvFactory] = {
     "half_cheetah_vel": _builtin("amago_rl.envs.builtin.half_cheetah_vel", "HalfCheetahVel"),
     "popgym_multidomain": _builtin("amago_rl.envs.suites.popgym", "MultiDomainPOPGym"),
     "babyai": _builtin("amago_rl.envs.suites.babyai", "MultiTaskBabyAI"),
+    "atari_multigame": _builtin("amago_rl.envs.suites.atari", "AtariMultiGame"),
+    "procgen_multigame": _builtin("amago_rl.envs.suites.procgen", "ProcgenMultiGame"),
 }
 
 
@@ -125,7 +135,7 @@ def make_env(
 
     Args:
         name: task name, ``popgym/<EnvName>``, ``gymnax/<EnvName>``, ``dmc/<domain>-<task>``,
-            ``"pkg.mod:factory"`` or a gymnasium id.
+            ``ale/<Game>``, ``procgen/<game>``, ``"pkg.mod:factory"`` or a gymnasium id.
         num_envs: copies stepped together; the env's batch size is ``[num_envs]`` when > 1
             (gymnax envs always have batch size ``[num_envs]``).
         seed: seeds the env(s) (copy i gets ``seed + i``); ``None`` leaves them unseeded.
@@ -237,6 +247,12 @@ def resolve_env(name: str) -> EnvFactory:
             return MetaWorldML(benchmark, **kwargs)
 
         return metaworld_factory
+    for prefix, module, cls in (
+        (ALE_PREFIX, "amago_rl.envs.suites.atari", "AtariGame"),
+        (PROCGEN_PREFIX, "amago_rl.envs.suites.procgen", "ProcgenGame"),
+    ):
+        if name.startswith(prefix):
+            return functools.partial(_builtin(module, cls), game=name[len(prefix) :])
     if ":" in name:
         return _import_factory(name)
     if name in gym.registry:

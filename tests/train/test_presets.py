@@ -15,6 +15,7 @@ PRESETS = sorted(
     for p in (Path(__file__).resolve().parents[2] / "amago_rl/configs/experiment").glob("*.yaml")
 )
 NEEDS = {
+    "atari": "ale_py",
     "dmc": "dm_control",
     "gymnax": "gymnax",
     "half_cheetah_vel": "mujoco",
@@ -23,12 +24,20 @@ NEEDS = {
     "metaworld": "metaworld",
     "popgym": "popgym",
     "xland": "xminigrid",
+    "procgen": "procgen",
 }
 # Presets whose data cannot be fetched offline (CI has no network): built with a stand-in.
 OFFLINE = {"xland": ["env.kwargs.benchmark=hidden-pickup"]}  # small-1m is a download
 
 
+# Presets that need a dataset (the D4RL one is downloaded, the CPU one made by a script): built
+# and run in tests/data/test_offline_to_online.py.
+NEEDS_DATASET = {"offline_to_online", "offline_to_online_cpu"}
+
+
 def _skip_missing(preset: str) -> None:
+    if preset in NEEDS_DATASET:
+        pytest.skip(f"preset {preset} needs an offline dataset (tests/data/test_offline_to_online)")
     for prefix, package in NEEDS.items():
         if preset.startswith(prefix) and importlib.util.find_spec(package) is None:
             pytest.skip(f"preset {preset} needs the optional package {package}")
