@@ -20,10 +20,10 @@ from torchrl.objectives import SoftUpdate
 
 from amago_rl import keys
 from amago_rl.config import TrainConfig
-from amago_rl.envs.builtin.tmaze_exploration import TMazeExploration
 from amago_rl.envs.registry import make_env
 from amago_rl.modules.builder import AMAGOModules, make_amago_modules
 from amago_rl.modules.exploration import BilevelEpsilonGreedy, EpsilonGreedy
+from amago_rl.modules.tmaze_exploration import TMazeExploration
 from amago_rl.objectives import AMAGOLoss, MultiTaskAMAGOLoss, make_optimizer
 
 AGENTS: dict[str, type[AMAGOLoss]] = {"amago": AMAGOLoss, "multitask": MultiTaskAMAGOLoss}
