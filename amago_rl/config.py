@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from amago_rl.discounts import DEFAULT_GAMMA, DEFAULT_MULTIGAMMAS
+
 
 @dataclass
 class EnvConfig:
@@ -49,8 +51,8 @@ class AgentConfig:
     """Objective: ``amago`` (AMAGOLoss) or ``multitask`` (AMAGO-2, two-hot critic)."""
 
     name: str = "amago"
-    gamma: float = 0.999
-    multigammas: list[float] = field(default_factory=lambda: [0.1, 0.9, 0.95, 0.97, 0.99, 0.995])
+    gamma: float = DEFAULT_GAMMA
+    multigammas: list[float] = field(default_factory=lambda: list(DEFAULT_MULTIGAMMAS))
     use_multigamma: bool = True
     num_critics: int = 4
     critic_bins: int | None = None

@@ -1,4 +1,5 @@
-"""The one action-spec classifier (amago_rl/specs.py) and its agent-side check."""
+"""amago_rl/specs.py: the one action-spec classifier (and its agent-side check) and the one
+definition of which entries are observations."""
 
 from __future__ import annotations
 
@@ -15,7 +16,17 @@ from torchrl.data import (
     Unbounded,
 )
 
-from amago_rl.specs import ActionFormat, ActionKind, agent_action_kind, classify_action_spec
+from amago_rl import keys
+from amago_rl.envs import make_env
+from amago_rl.experiment import stored_obs_keys
+from amago_rl.modules import make_amago_modules
+from amago_rl.specs import (
+    ActionFormat,
+    ActionKind,
+    agent_action_kind,
+    classify_action_spec,
+    observation_keys,
+)
 
 D, C, M = ActionKind.DISCRETE, ActionKind.CONTINUOUS, ActionKind.MULTIBINARY
 
@@ -76,3 +87,35 @@ def test_agent_action_kind() -> None:
         agent_action_kind(Bounded(0.0, 2.0, shape=(2,)))
     with pytest.raises(TypeError, match="unbounded"):
         agent_action_kind(Unbounded(shape=(2,)))
+
+
+# ------------------------------------------------------------------------------- observations
+
+
+def test_observation_keys_skip_bookkeeping_entries_at_any_depth() -> None:
+    spec = Composite(
+        observation=Unbounded((3,)),
+        goals=Unbounded((2,)),
+        prev_action=Unbounded((2,)),
+        prev_reward=Unbounded((1,)),
+        time_idx=Unbounded((1,), dtype=torch.int64),
+        is_init=Unbounded((1,), dtype=torch.bool),
+        episode_reward=Unbounded((1,)),
+        step_count=Unbounded((1,), dtype=torch.int64),
+        nested=Composite(pos=Unbounded((2,)), done=Unbounded((1,), dtype=torch.bool)),
+    )
+    assert observation_keys(spec) == ["goals", ("nested", "pos"), "observation"]
+    assert observation_keys(spec, exclude=["goals"]) == [("nested", "pos"), "observation"]
+
+
+@pytest.mark.parametrize("name", ["tmaze_passive", "bandit", "mazerunner", "dark_key_door"])
+def test_replay_stores_the_observations_the_policy_reads(name: str) -> None:
+    """Replay and the timestep encoder share one answer to "which entries are observations"
+    (they used to differ: replay also stored amago_env's running return, episode_reward)."""
+    env = make_env(name, num_envs=2, seed=0)
+    modules = make_amago_modules(env.observation_spec, env.action_spec, trajectory="ff")
+    read = set(modules.tstep_encoder.in_keys) - {keys.PREV_ACTION, keys.PREV_REWARD}
+    assert set(stored_obs_keys(env)) == read
+    # an entry the config tells the encoder to read is stored too, observation or not
+    assert stored_obs_keys(env, ["episode_reward"])[-1] == "episode_reward"
+    env.close()

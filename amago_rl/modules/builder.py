@@ -21,11 +21,10 @@ from torchrl.envs.utils import ExplorationType
 from torchrl.modules import ProbabilisticActor
 
 from amago_rl import keys
+from amago_rl.discounts import DEFAULT_GAMMAS, check_gammas
 from amago_rl.modules.heads.actor import ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble, CriticEnsembleModule
 from amago_rl.specs import ActionKind, agent_action_kind
-
-DEFAULT_GAMMAS: tuple[float, ...] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999)
 
 # name -> (module path, class name); imported on use so an optional backend (mamba) that is not
 # installed only fails when it is asked for.
@@ -139,7 +138,8 @@ def make_amago_modules(
         trajectory, trajectory_kwargs: trajectory encoder name (``"transformer"``, ``"gru"``,
             ``"lstm"``, ``"ff"``, ``"mamba"``) and its options.
         max_seq_len: context length of the trajectory encoder.
-        gammas: discounts; the last one is the rollout gamma (reference: 6 + 0.999).
+        gammas: discounts; the last one is the rollout gamma (default
+            :data:`amago_rl.discounts.DEFAULT_GAMMAS`, the reference's 6 + 0.999).
         actor_kwargs: options of :class:`ActorHead` (``hidden_dim``, ``n_layers``, ...).
         critic_kwargs: options of :class:`CriticEnsemble` (``hidden_dim``, ``n_layers``, ...).
         num_critics: ensemble size ``C``. critic_bins: two-hot bins (``None``: scalar critics).
@@ -147,9 +147,7 @@ def make_amago_modules(
             multi-task agent) instead of outputting every action's value.
     """
     kind, action_dim = agent_action_kind(action_spec)
-    gammas = tuple(float(g) for g in gammas)
-    if not gammas or any(not 0.0 <= g <= 1.0 for g in gammas):
-        raise ValueError(f"gammas must be a non-empty sequence of values in [0, 1], got {gammas}.")
+    gammas = check_gammas(gammas)
     tstep_kwargs = dict(tstep_kwargs or {})
     tstep_cls = _load(TSTEP_ENCODERS, tstep, "timestep encoder")
     if tstep == "cnn":

@@ -17,6 +17,7 @@ from amago_rl import keys
 from amago_rl.errors import check_last_dim, missing_key_error
 from amago_rl.modules.heads.actor import POLICY_PARAMS, ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble
+from amago_rl.modules.heads.distributions import PROB_HIGH, PROB_LOW
 from amago_rl.objectives.filters import AdvantageFilter, NoFilter, make_filter
 from amago_rl.objectives.loss_utils import loss_diagnostics, masked_mean, validate_modules
 from amago_rl.objectives.policy_actions import buffer_actions_for_critic, policy_value_actions
@@ -385,7 +386,7 @@ class AMAGOLoss(LossModule):
 
     def _prob_bounds(self) -> tuple[float, float]:
         head = self.actor_head
-        return getattr(head, "prob_low", 1e-3), getattr(head, "prob_high", 0.99)
+        return getattr(head, "prob_low", PROB_LOW), getattr(head, "prob_high", PROB_HIGH)
 
     @torch.no_grad()
     def _diagnostics(

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torchrl.modules import set_recurrent_mode
 
-from amago_rl.data import SequenceReplay
+from amago_rl.data import SequenceReplay, window_length
 from amago_rl.objectives.policy_actions import buffer_actions_for_critic
 
 _HERE = str(Path(__file__).resolve().parent)
@@ -42,7 +42,7 @@ def terminal_values(run_dir: Path) -> dict[str, Any]:
     """Critic values vs targets at the terminal transitions of ``run_dir``'s replay."""
     cfg, agent, epoch = load_trained(run_dir)
     loss = agent.loss.eval()
-    w = cfg.model.max_seq_len + 1
+    w = window_length(cfg.model.max_seq_len)
     groups: dict[str, list[tuple[float, float]]] = {"fits_window": [], "longer_than_window": []}
     with tempfile.TemporaryDirectory() as tmp:  # loading must not touch the run's own files
         shutil.copytree(run_dir / "replay", Path(tmp) / "replay")

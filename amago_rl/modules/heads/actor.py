@@ -20,7 +20,13 @@ from torch.distributions import Distribution
 
 from amago_rl import keys
 from amago_rl.errors import check_last_dim, missing_key_error
-from amago_rl.modules.heads.distributions import FlooredCategorical, MultiBinary, TanhGaussian
+from amago_rl.modules.heads.distributions import (
+    PROB_HIGH,
+    PROB_LOW,
+    FlooredCategorical,
+    MultiBinary,
+    TanhGaussian,
+)
 from amago_rl.modules.heads.mlp import build_mlp
 from amago_rl.specs import ActionKind
 
@@ -84,8 +90,8 @@ class ActorHead(TensorDictModuleBase):
         hidden_dim: int = 256,
         n_layers: int = 2,
         activation: str = "leaky_relu",
-        prob_low: float = 1e-3,
-        prob_high: float = 0.99,
+        prob_low: float = PROB_LOW,
+        prob_high: float = PROB_HIGH,
         std_min: float = math.exp(-5),
         std_max: float = math.exp(2),
         in_key: NestedKey = keys.STATE_EMBEDDING,
