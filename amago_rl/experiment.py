@@ -6,6 +6,7 @@ code and so each config error surfaces at start, with the valid choices spelled 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ from torch import nn
 from torchrl.envs import EnvBase
 from torchrl.objectives import SoftUpdate
 
-from amago_rl.config import TrainConfig
+from amago_rl.config import LOSS_DEFAULTS, MULTITASK_LOSS_OPTIONS, TrainConfig
 from amago_rl.discounts import make_gammas
 from amago_rl.envs.registry import make_env
 from amago_rl.modules.builder import AMAGOModules, make_amago_modules
@@ -148,6 +149,23 @@ def gammas_of(cfg: TrainConfig) -> list[float]:
     return make_gammas(cfg.agent.gamma, cfg.agent.multigammas, cfg.agent.use_multigamma)
 
 
+def loss_options(cfg: TrainConfig, loss_cls: type[AMAGOLoss]) -> dict[str, Any]:
+    """``agent.loss`` as keyword arguments of ``loss_cls``: ``None`` options are left out (the
+    loss's own default applies); the multi-task options are refused for another loss unless
+    they keep their default."""
+    options = {k: v for k, v in dataclasses.asdict(cfg.agent.loss).items() if v is not None}
+    if not issubclass(loss_cls, MultiTaskAMAGOLoss):
+        changed = [k for k in MULTITASK_LOSS_OPTIONS if options.pop(k) != getattr(LOSS_DEFAULTS, k)]
+        if changed:
+            raise ValueError(
+                f"agent.loss.{changed[0]} is an option of the multi-task loss (agent=multitask), "
+                f"not of agent={cfg.agent.name}: choose agent=multitask or drop "
+                + ", ".join(f"agent.loss.{k}" for k in changed)
+                + "."
+            )
+    return options
+
+
 def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
     """Modules from the env's specs, then loss, target updater, optimizer and exploration."""
     loss_cls = choose(cfg.agent.name, AGENTS, "agent")
@@ -170,9 +188,8 @@ def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
         critic_bins=critic_bins,
         discrete_critic_action_input=loss_cls is MultiTaskAMAGOLoss,
     )
-    check_kwargs(loss_cls.__init__, cfg.agent.loss_kwargs, "agent.loss_kwargs")
     loss = loss_cls(
-        modules.encoder, modules.actor_head, modules.critic, **cfg.agent.loss_kwargs
+        modules.encoder, modules.actor_head, modules.critic, **loss_options(cfg, loss_cls)
     ).to(device)
     updater = SoftUpdate(loss, tau=cfg.agent.tau)
     t = cfg.trainer

@@ -90,7 +90,7 @@ def test_coefficients_override_and_zero_refused(
     tmp_path: Path, tiny_run: list[str], script: ModuleType
 ) -> None:
     run_dir = tmp_path / "seed_0"
-    no_bc = [*PENDULUM, "agent.loss_kwargs.offline_coeff=0.0"]
+    no_bc = [*PENDULUM, "agent.loss.offline_coeff=0.0"]
     Trainer(load_config([*no_bc, *tiny_run]), run_dir).train()
     with pytest.raises(ValueError, match="pass --online / --offline"):
         script.measure(run_dir, batches=1)

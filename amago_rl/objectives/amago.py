@@ -14,6 +14,7 @@ from torchrl.modules import set_recurrent_mode
 from torchrl.objectives import LossModule
 
 from amago_rl import keys
+from amago_rl.config import LOSS_DEFAULTS as _D
 from amago_rl.errors import check_last_dim, missing_key_error
 from amago_rl.modules.heads.actor import POLICY_PARAMS, ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble
@@ -53,6 +54,9 @@ class AMAGOLoss(LossModule):
     learn from it) ``- offline_coeff * f(A) log pi(a_t|s_t)`` with ``A = mean_c Q(s, a_t) -
     mean_c Q(s, a~pi)`` on raw critic outputs and ``f`` the advantage filter. Discrete policies use
     the exact expectation over their floored probabilities with an all-action critic.
+
+    Defaults: :class:`~amago_rl.config.LossConfig` (the reference's), which also documents each
+    option for the command line (``agent.loss.<option>``).
 
     Args:
         encoder: TensorDict module writing ``state_embedding`` ``[B, L, D]`` (e.g. a
@@ -132,21 +136,21 @@ class AMAGOLoss(LossModule):
         gammas: Sequence[float] | None = None,
         online_coeff: float = 1.0,
         offline_coeff: float = 0.1,
-        critic_loss_weight: float = 10.0,
-        reward_multiplier: float = 10.0,
-        num_critics_td: int = 2,
-        n_step: int = 1,
-        popart: bool = True,
-        popart_beta: float = 5e-4,
-        popart_init_nu: float = 100.0,
-        popart_shared_scale: bool = True,
-        filter: str | AdvantageFilter = "binary",
+        critic_loss_weight: float = _D.critic_loss_weight,
+        reward_multiplier: float = _D.reward_multiplier,
+        num_critics_td: int = _D.num_critics_td,
+        n_step: int = _D.n_step,
+        popart: bool = _D.popart,
+        popart_beta: float = _D.popart_beta,
+        popart_init_nu: float = _D.popart_init_nu,
+        popart_shared_scale: bool = _D.popart_shared_scale,
+        filter: str | AdvantageFilter = _D.filter,
         filter_kwargs: dict[str, Any] | None = None,
-        num_actions_value_critic: int = 1,
+        num_actions_value_critic: int = _D.num_actions_value_critic,
         num_actions_value_actor: int = 1,
-        use_target_actor: bool = True,
+        use_target_actor: bool = _D.use_target_actor,
         soften_buffer_actions: bool = True,
-        bootstrap: str = "policy",
+        bootstrap: str = _D.bootstrap,
     ) -> None:
         super().__init__()
         validate_modules(type(self).__name__, actor_head, critic, gammas, self.two_hot_critic)
