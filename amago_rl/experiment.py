@@ -6,9 +6,10 @@ code and so each config error surfaces at start, with the valid choices spelled 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,14 @@ from torch import nn
 from torchrl.envs import EnvBase
 from torchrl.objectives import SoftUpdate
 
-from amago_rl import keys
-from amago_rl.config import TrainConfig
-from amago_rl.envs.builtin.tmaze_exploration import TMazeExploration
+from amago_rl.config import LOSS_DEFAULTS, MULTITASK_LOSS_OPTIONS, TrainConfig
+from amago_rl.discounts import make_gammas
 from amago_rl.envs.registry import make_env
 from amago_rl.modules.builder import AMAGOModules, make_amago_modules
 from amago_rl.modules.exploration import BilevelEpsilonGreedy, EpsilonGreedy
-from amago_rl.objectives import AMAGOLoss, MultiTaskAMAGOLoss, make_optimizer
+from amago_rl.modules.tmaze_exploration import TMazeExploration
+from amago_rl.objectives import DEFAULT_NUM_BINS, AMAGOLoss, MultiTaskAMAGOLoss, make_optimizer
+from amago_rl.specs import observation_keys
 
 AGENTS: dict[str, type[AMAGOLoss]] = {"amago": AMAGOLoss, "multitask": MultiTaskAMAGOLoss}
 EXPLORATION: dict[str, type[nn.Module] | None] = {
@@ -133,18 +135,35 @@ def build_relabeler(name: str | None) -> Callable[[Any], Any] | None:
     return functools.partial(hindsight_instruction_relabel, strategy=strategy)
 
 
-def stored_obs_keys(env: EnvBase) -> list[Any]:
-    """Observation entries kept in replay: every observation leaf except the AMAGO inputs that
-    the segmenter adds itself (relabelers may need entries the policy ignores)."""
-    skip = {keys.PREV_ACTION, keys.PREV_REWARD, keys.TIME_IDX, keys.IS_INIT, keys.NONFINITE}
-    return [k for k in env.observation_spec.keys(True, True) if k not in skip]
+def stored_obs_keys(env: EnvBase, policy_obs_keys: Sequence[Any] | None = None) -> list[Any]:
+    """Observation entries kept in replay: the env's observations
+    (:func:`amago_rl.specs.observation_keys`, all of them, since relabelers may need entries the
+    policy ignores) and any other entry the timestep encoder is told to read
+    (``tstep.obs_keys``)."""
+    stored = observation_keys(env.observation_spec)
+    return stored + [k for k in policy_obs_keys or () if k not in stored]
 
 
 def gammas_of(cfg: TrainConfig) -> list[float]:
     """The discount list: multigammas + the rollout gamma last (AMAGO §2.1)."""
-    if cfg.agent.use_multigamma:
-        return [*cfg.agent.multigammas, cfg.agent.gamma]
-    return [cfg.agent.gamma]
+    return make_gammas(cfg.agent.gamma, cfg.agent.multigammas, cfg.agent.use_multigamma)
+
+
+def loss_options(cfg: TrainConfig, loss_cls: type[AMAGOLoss]) -> dict[str, Any]:
+    """``agent.loss`` as keyword arguments of ``loss_cls``: ``None`` options are left out (the
+    loss's own default applies); the multi-task options are refused for another loss unless
+    they keep their default."""
+    options = {k: v for k, v in dataclasses.asdict(cfg.agent.loss).items() if v is not None}
+    if not issubclass(loss_cls, MultiTaskAMAGOLoss):
+        changed = [k for k in MULTITASK_LOSS_OPTIONS if options.pop(k) != getattr(LOSS_DEFAULTS, k)]
+        if changed:
+            raise ValueError(
+                f"agent.loss.{changed[0]} is an option of the multi-task loss (agent=multitask), "
+                f"not of agent={cfg.agent.name}: choose agent=multitask or drop "
+                + ", ".join(f"agent.loss.{k}" for k in changed)
+                + "."
+            )
+    return options
 
 
 def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
@@ -152,7 +171,7 @@ def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
     loss_cls = choose(cfg.agent.name, AGENTS, "agent")
     critic_bins = cfg.agent.critic_bins
     if loss_cls is MultiTaskAMAGOLoss and critic_bins is None:
-        critic_bins = 128
+        critic_bins = DEFAULT_NUM_BINS
     modules = make_amago_modules(
         env.observation_spec,
         env.action_spec,
@@ -169,9 +188,8 @@ def build_agent(cfg: TrainConfig, env: EnvBase, device: torch.device) -> Agent:
         critic_bins=critic_bins,
         discrete_critic_action_input=loss_cls is MultiTaskAMAGOLoss,
     )
-    check_kwargs(loss_cls.__init__, cfg.agent.loss_kwargs, "agent.loss_kwargs")
     loss = loss_cls(
-        modules.encoder, modules.actor_head, modules.critic, **cfg.agent.loss_kwargs
+        modules.encoder, modules.actor_head, modules.critic, **loss_options(cfg, loss_cls)
     ).to(device)
     updater = SoftUpdate(loss, tau=cfg.agent.tau)
     t = cfg.trainer

@@ -3,8 +3,10 @@
 Hydra rejects ``trainer.epochz=3`` without naming the valid keys, and accepts
 ``+trainer.epochz=3`` silently (the key is dropped when the config becomes a ``TrainConfig``).
 :func:`check_override_keys` refuses both, before Hydra runs, with the close matches and the valid
-keys of that section. Free-form option dicts (``env.kwargs``, ``agent.loss_kwargs`` ...) accept any
-key here; their keys are checked later against the constructor they feed.
+keys of that section. The objective's options (``agent.loss.n_step``) are typed fields too. Free-form
+option dicts (``env.kwargs``, ``trajectory.kwargs`` ...) accept any key here; their keys are checked
+later against the constructor they feed. Renamed keys (``agent.loss_kwargs``) fail with their new
+name.
 
 :func:`detach_env_options`: ``env.name=my_pkg.mod:make_env`` names another env than the env group's
 (``tmaze_passive`` by default), so the group's and preset's ``env.kwargs`` (``corridor_length`` ...)
@@ -36,6 +38,22 @@ class UnknownConfigKeyError(ValueError):
     """A config key that :class:`~amago_rl.config.TrainConfig` does not have."""
 
 
+#: Old key -> new key, for keys that were renamed.
+RENAMED_KEYS = {"agent.loss_kwargs": "agent.loss"}
+
+
+def _renamed(key: str, where: str) -> UnknownConfigKeyError | None:
+    for old, new in RENAMED_KEYS.items():
+        if key == old or key.startswith(old + "."):
+            rest = key[len(old) :]
+            quoted = f" (in {where})" if where else ""
+            return UnknownConfigKeyError(
+                f"config key '{key}'{quoted}: '{old}' is now '{new}', a typed section "
+                f"(amago_rl/config.py); write '{new}{rest or '.<option>'}' (no '+' needed)."
+            )
+    return None
+
+
 def parse_overrides(overrides: Sequence[str]) -> list[Override]:
     """Hydra's parse of ``key=value`` strings (``+``, ``++`` and ``~`` prefixes included)."""
     return OverridesParser.create().parse_overrides(list(overrides))
@@ -61,6 +79,9 @@ def check_key(key: str, where: str = "") -> None:
 
     ``where`` (the override as typed) is quoted in the message.
     """
+    renamed = _renamed(key, where)
+    if renamed is not None:
+        raise renamed
     schema: Any = TrainConfig
     parts = key.split(".")
     for depth, part in enumerate(parts):

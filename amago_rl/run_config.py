@@ -77,7 +77,12 @@ def _saved_config(run_dir: str | Path) -> DictConfig:
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory.")
-    return OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))  # type: ignore[return-value]
+    saved = OmegaConf.load(path)
+    agent = saved.get("agent")
+    if isinstance(agent, DictConfig) and "loss_kwargs" in agent:  # saved before the rename
+        old = agent.pop("loss_kwargs")
+        agent["loss"] = OmegaConf.merge(old, agent.get("loss") or {})
+    return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)  # type: ignore[return-value]
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:

@@ -121,7 +121,7 @@ class Trainer:
         )
         probe = self.make_train_env()
         self.agent = build_agent(cfg, probe, self.device)
-        obs_keys = stored_obs_keys(probe)
+        obs_keys = stored_obs_keys(probe, cfg.tstep.obs_keys)
         offline = self._offline_replay(probe, obs_keys)
         probe.close()
         self.rollout_policy = make_rollout_policy(

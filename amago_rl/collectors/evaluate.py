@@ -19,8 +19,8 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torchrl.envs import EnvBase
 
+from amago_rl import keys
 from amago_rl.collectors.rollout_policy import eval_policy_copy
-from amago_rl.envs.wrap import EPISODE_REWARD
 
 #: Per-inner-episode returns of a k-episode trial (``KEpisodeTrial`` + ``trial_info_reader``).
 EPISODE_RETURNS = "episode_returns"
@@ -38,7 +38,7 @@ def evaluate_policy(
     num_episodes: int | None = None,
     deterministic: bool = False,
     metric_keys: Sequence[NestedKey] = (),
-    episode_reward_key: NestedKey = EPISODE_REWARD,
+    episode_reward_key: NestedKey = keys.EPISODE_REWARD,
     keep_returns: bool = False,
 ) -> dict[str, float | list[float]]:
     """Run a fresh-memory, exploration-free copy of ``policy`` on ``env`` and report returns.

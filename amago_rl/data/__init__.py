@@ -8,7 +8,7 @@ from amago_rl.data.offline_dataset import (
     trajectories_from_transitions,
 )
 from amago_rl.data.segments import TrajectorySegmenter
-from amago_rl.data.sequence_replay import SequenceReplay
+from amago_rl.data.sequence_replay import SequenceReplay, window_length
 from amago_rl.data.window_sampler import TrajectoryWindowSampler
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "offline_replay",
     "save_d4rl_npz",
     "trajectories_from_transitions",
+    "window_length",
 ]

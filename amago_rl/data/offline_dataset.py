@@ -34,7 +34,6 @@ from torchrl.envs import EnvBase
 
 from amago_rl import keys
 from amago_rl.data.sequence_replay import SequenceReplay
-from amago_rl.envs.wrap import EPISODE_REWARD
 from amago_rl.errors import require_optional
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -216,7 +215,7 @@ def trajectories_from_transitions(
     """
     obs_keys = list(obs_keys or [keys.OBSERVATION])
     obs_spec = env.full_observation_spec_unbatched
-    taken = [k for k in obs_keys if k != EPISODE_REWARD]
+    taken = [k for k in obs_keys if k != keys.EPISODE_REWARD]
     missing = [k for k in taken if k not in transitions.keys(True, True)]
     if missing:
         raise KeyError(
@@ -242,9 +241,9 @@ def trajectories_from_transitions(
         is_init = torch.zeros(n + 1, 1, dtype=torch.bool)
         is_init[0] = True
         tokens.set(keys.IS_INIT, is_init)
-        if EPISODE_REWARD in obs_keys:
+        if keys.EPISODE_REWARD in obs_keys:
             running = torch.cat([torch.zeros(1, 1), reward.cumsum(0)], 0)
-            tokens.set(EPISODE_REWARD, running.to(obs_spec[EPISODE_REWARD].dtype))
+            tokens.set(keys.EPISODE_REWARD, running.to(obs_spec[keys.EPISODE_REWARD].dtype))
         nxt = TensorDict(batch_size=[n + 1])
         for flag in _FLAGS:
             value = steps.get(("next", flag)).reshape(n, 1)

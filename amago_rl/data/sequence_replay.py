@@ -26,12 +26,18 @@ from amago_rl.data.window_sampler import TrajectoryWindowSampler
 Relabeler = Callable[[TensorDictBase], TensorDictBase]
 
 
+def window_length(max_seq_len: int) -> int:
+    """Tokens in a training window for a context of ``max_seq_len``: ``max_seq_len + 1``, so the
+    window holds ``max_seq_len`` transitions, the last one's next state included (AMAGO)."""
+    return max_seq_len + 1
+
+
 class SequenceReplay:
     """Trajectory replay with window sampling.
 
     Args:
         capacity: maximum number of stored tokens (transitions); older segments are evicted.
-        max_seq_len: training context; windows hold up to ``max_seq_len + 1`` tokens.
+        max_seq_len: training context; windows hold up to :func:`window_length` tokens.
         batch_size: number of windows per ``sample()`` (B).
         scratch_dir: where the memmap files live (e.g. ``run_dir / "replay"``); a temporary
             directory when None.
@@ -61,7 +67,7 @@ class SequenceReplay:
             )
         self.capacity = capacity
         self.max_seq_len = max_seq_len
-        self.seq_len = max_seq_len + 1
+        self.seq_len = window_length(max_seq_len)
         self.batch_size = batch_size
         self.relabel = relabel
         self.scratch_dir = Path(scratch_dir) if scratch_dir is not None else None

@@ -40,7 +40,7 @@ class TrajectoryWindowSampler(Sampler):
     """Samples ``[B, seq_len]`` index windows, one uniformly chosen segment per row.
 
     Args:
-        seq_len: window length in tokens (AMAGO: ``max_seq_len + 1``).
+        seq_len: window length in tokens (``sequence_replay.window_length(max_seq_len)``).
         generator: optional ``torch.Generator`` for reproducible sampling.
         placement: ``"cover"`` (default) or ``"inside"`` (AMAGO), see the module docstring.
 

@@ -1,7 +1,6 @@
 """Envs: AMAGO timestep transforms, k-episode trials, action transforms, ``amago_env``,
 built-in tasks and the ``make_env`` registry."""
 
-from amago_rl.envs.action_spec import ActionKind, classify_action_spec
 from amago_rl.envs.action_transforms import ActionRescale, OneHotActions
 from amago_rl.envs.builtin import (
     DarkKeyDoor,
@@ -18,6 +17,7 @@ from amago_rl.envs.registry import list_envs, make_env, register_env, resolve_en
 from amago_rl.envs.transforms import AMAGOTimestep, PrevActionReward, timestep_transforms
 from amago_rl.envs.trials import KEpisodeTrial, trial_info_reader
 from amago_rl.envs.wrap import amago_env
+from amago_rl.specs import ActionKind, classify_action_spec
 
 __all__ = [
     "AMAGOTimestep",

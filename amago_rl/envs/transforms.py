@@ -25,7 +25,7 @@ from torchrl.data import Composite, Unbounded
 from torchrl.envs import Compose, InitTracker, StepCounter, Transform
 
 from amago_rl import keys
-from amago_rl.envs.action_spec import ActionKind, classify_action_spec
+from amago_rl.specs import ActionFormat, classify_action_spec
 
 # The agent-side action, encoded as prev_action, is stashed under this key by ``_inv_call``
 # (which runs before any later-composed inverse transform such as ``ActionRescale`` maps it to
@@ -33,18 +33,19 @@ from amago_rl.envs.action_spec import ActionKind, classify_action_spec
 _PENDING_PREV_ACTION = "_amago_pending_prev_action"
 
 
-def encode_prev_action(action: torch.Tensor, kind: ActionKind, size: int) -> torch.Tensor:
+def encode_prev_action(action: torch.Tensor, action_format: ActionFormat) -> torch.Tensor:
     """Encode an action batch as the float ``prev_action`` vector.
 
     Args:
         action: [*B, A] (one-hot / binary / continuous) or [*B] integers (categorical).
-        kind: how the action spec encodes actions (``classify_action_spec``).
-        size: A, the length of the returned vector.
+        action_format: how the action spec encodes actions (``classify_action_spec``); its
+            ``dim`` is A, the length of the returned vector.
 
     Returns:
         [*B, A] float32.
     """
-    if kind is ActionKind.CATEGORICAL:
+    size = action_format.dim
+    if action_format.integer:
         if action.dim() > 0 and action.shape[-1] == 1 and size != 1:
             action = action.squeeze(-1)
         return torch.nn.functional.one_hot(action.long(), size).to(torch.float32)
@@ -77,22 +78,22 @@ class PrevActionReward(Transform):
         self.reward_key = reward_key
         self.prev_action_key = prev_action_key
         self.prev_reward_key = prev_reward_key
-        self._kind: tuple[ActionKind, int] | None = None
+        self._format: ActionFormat | None = None
 
     def set_container(self, container: Transform | object) -> None:
-        self._kind = None
+        self._format = None
         return super().set_container(container)
 
     @property
-    def action_kind(self) -> tuple[ActionKind, int]:
-        """``(kind, A)`` of the agent-side action spec (the spec seen by this transform)."""
-        if self._kind is None:
+    def action_format(self) -> ActionFormat:
+        """How the agent-side action spec (the spec seen by this transform) encodes actions."""
+        if self._format is None:
             parent = self.parent
             if parent is None:
                 raise RuntimeError(
                     "PrevActionReward must be attached to a TransformedEnv to read the action spec."
                 )
-            self._kind = classify_action_spec(
+            self._format = classify_action_spec(
                 parent.full_action_spec_unbatched, self.action_key, batch_dims=0
             )
             reward_spec = parent.full_reward_spec_unbatched
@@ -106,13 +107,12 @@ class PrevActionReward(Transform):
                     f"PrevActionReward: reward {self.reward_key!r} has per-env shape "
                     f"{tuple(reward_spec[self.reward_key].shape)}, expected (1,)."
                 )
-        return self._kind
+        return self._format
 
     def _inv_call(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get(self.action_key, None)
         if action is not None:
-            kind, size = self.action_kind
-            tensordict.set(_PENDING_PREV_ACTION, encode_prev_action(action, kind, size))
+            tensordict.set(_PENDING_PREV_ACTION, encode_prev_action(action, self.action_format))
         return tensordict
 
     def _reset(
@@ -120,7 +120,7 @@ class PrevActionReward(Transform):
     ) -> TensorDictBase:
         # Zeros for every row; for partial resets, EnvBase.reset restores the rows that were not
         # reset from the caller's tensordict (same path as the env's own observations).
-        _, size = self.action_kind
+        size = self.action_format.dim
         batch, device = tensordict_reset.batch_size, tensordict_reset.device
         tensordict_reset.set(
             self.prev_action_key, torch.zeros(*batch, size, dtype=torch.float32, device=device)
@@ -138,8 +138,7 @@ class PrevActionReward(Transform):
     def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
         prev_action = tensordict.get(_PENDING_PREV_ACTION, None)
         if prev_action is None:  # no inverse pass ran (e.g. step called on the base path)
-            kind, size = self.action_kind
-            prev_action = encode_prev_action(tensordict.get(self.action_key), kind, size)
+            prev_action = encode_prev_action(tensordict.get(self.action_key), self.action_format)
         next_tensordict.set(self.prev_action_key, prev_action)
         reward = next_tensordict.get(self.reward_key)
         next_tensordict.set(self.prev_reward_key, reward.to(torch.float32))
@@ -152,7 +151,7 @@ class PrevActionReward(Transform):
         )
 
     def transform_observation_spec(self, observation_spec: Composite) -> Composite:
-        _, size = self.action_kind
+        size = self.action_format.dim
         batch, device = observation_spec.shape, observation_spec.device
         for key in (self.prev_action_key, self.prev_reward_key):
             if key in observation_spec.keys(True, True):

@@ -16,12 +16,10 @@ from torchrl.envs import (
 )
 
 from amago_rl import keys
-from amago_rl.envs.action_spec import ActionKind, classify_action_spec
 from amago_rl.envs.action_transforms import ActionRescale, OneHotActions
 from amago_rl.envs.finite_check import FiniteCheck
 from amago_rl.envs.transforms import timestep_transforms
-
-EPISODE_REWARD = "episode_reward"
+from amago_rl.specs import ActionKind, classify_action_spec
 
 
 def amago_env(
@@ -71,8 +69,8 @@ def amago_env(
             "gym level."
         )
     action_spec = base.full_action_spec_unbatched[keys.ACTION]
-    kind, _ = classify_action_spec(action_spec, keys.ACTION)
-    if kind is ActionKind.CONTINUOUS and not _finitely_bounded(action_spec):
+    action_format = classify_action_spec(action_spec, keys.ACTION)
+    if action_format.kind is ActionKind.CONTINUOUS and not _finitely_bounded(action_spec):
         raise TypeError(
             f"amago_env: the continuous action {keys.ACTION!r} needs finite bounds to be rescaled "
             f"from [-1, 1], got {type(action_spec).__name__}. Give the gym Box action space "
@@ -98,14 +96,14 @@ def amago_env(
         transforms.append(FiniteCheck(floats, env_name=label, on_nonfinite=on_nonfinite))
     # Action transforms come before the timestep transforms so that prev_action records the
     # agent-side action (one-hot / [-1, 1]), not the env-side one.
-    if kind is ActionKind.CONTINUOUS:
+    if action_format.kind is ActionKind.CONTINUOUS:
         transforms.append(ActionRescale(keys.ACTION))
-    elif kind is ActionKind.CATEGORICAL:
+    elif action_format.integer:
         transforms.append(OneHotActions(keys.ACTION))
     # Flattened on purpose: torchrl 0.14.1 cannot resolve the parent env of a Compose nested
     # as the first member of another Compose (IndexError in Compose._rebuild_up_to).
     transforms.extend(timestep_transforms(max_steps=max_episode_steps))
-    transforms.append(RewardSum(in_keys=[keys.REWARD], out_keys=[EPISODE_REWARD]))
+    transforms.append(RewardSum(in_keys=[keys.REWARD], out_keys=[keys.EPISODE_REWARD]))
     return TransformedEnv(base, Compose(*transforms))
 
 

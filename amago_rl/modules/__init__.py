@@ -5,7 +5,6 @@ from amago_rl.modules.builder import (
     TRAJ_ENCODERS,
     TSTEP_ENCODERS,
     AMAGOModules,
-    action_kind_from_spec,
     make_amago_modules,
 )
 from amago_rl.modules.derived_cache import DerivedCache, clear_derived_caches
@@ -16,7 +15,6 @@ __all__ = [
     "TSTEP_ENCODERS",
     "AMAGOModules",
     "DerivedCache",
-    "action_kind_from_spec",
     "clear_derived_caches",
     "make_amago_modules",
 ]

@@ -16,15 +16,15 @@ from typing import Any
 import torch
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 from tensordict.utils import NestedKey
-from torchrl.data import Binary, Bounded, Composite, MultiOneHot, OneHot, TensorSpec
+from torchrl.data import Composite, TensorSpec
 from torchrl.envs.utils import ExplorationType
 from torchrl.modules import ProbabilisticActor
 
 from amago_rl import keys
-from amago_rl.modules.heads.actor import ActionKind, ActorHead
+from amago_rl.discounts import DEFAULT_GAMMAS, check_gammas
+from amago_rl.modules.heads.actor import ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble, CriticEnsembleModule
-
-DEFAULT_GAMMAS: tuple[float, ...] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999)
+from amago_rl.specs import ActionKind, agent_action_kind
 
 # name -> (module path, class name); imported on use so an optional backend (mamba) that is not
 # installed only fails when it is asked for.
@@ -40,13 +40,6 @@ TRAJ_ENCODERS: dict[str, tuple[str, str]] = {
     "mamba": ("amago_rl.modules.trajectory.mamba", "MambaTrajEncoder"),
 }
 
-_SUPPORTED_ACTIONS = (
-    "Supported action specs: OneHot(n) (discrete; TorchRL's GymEnv default for gym Discrete), "
-    "float Bounded(-1, 1, shape=[A]) (continuous; wrap the env with amago_rl.envs.amago_env or add "
-    "amago_rl.envs.transforms.ActionRescale to map [-1, 1] to the env bounds) and Binary(n) "
-    "(gym MultiBinary)."
-)
-
 
 @dataclass
 class AMAGOModules:
@@ -61,7 +54,8 @@ class AMAGOModules:
         critic_module: TensorDict wrapper of ``critic`` reading ``state_embedding`` (+ ``action``).
         policy: ``ProbabilisticActor`` over ``encoder -> actor_head -> SelectDiscount(-1)``; writes
             ``action`` and ``action_log_prob``; RANDOM exploration by default.
-        action_kind: ``"discrete"``, ``"continuous"`` or ``"multibinary"``.
+        action_kind: :class:`~amago_rl.specs.ActionKind` (equal to ``"discrete"``,
+            ``"continuous"`` or ``"multibinary"``).
         action_dim: ``A``.
         gammas: the discounts, the last one being the rollout ("real") gamma.
     """
@@ -76,60 +70,6 @@ class AMAGOModules:
     action_kind: ActionKind
     action_dim: int
     gammas: tuple[float, ...]
-
-
-def action_kind_from_spec(
-    action_spec: TensorSpec, action_key: NestedKey = keys.ACTION
-) -> tuple[ActionKind, int]:
-    """``(kind, A)`` of an agent-side action spec; raises ``TypeError`` for unsupported specs.
-
-    ``OneHot`` -> discrete, float ``Bounded`` on ``[-1, 1]`` -> continuous, ``Binary`` ->
-    multibinary. Leading batch dims of the spec are ignored (``A`` is the last dim).
-    """
-    spec = action_spec
-    if isinstance(spec, Composite):
-        if action_key not in spec.keys(True, True):
-            raise KeyError(
-                f"The action spec has no entry {action_key!r}; present: "
-                f"{sorted(map(str, spec.keys(True, True)))}."
-            )
-        spec = spec[action_key]
-    name = f"{type(spec).__name__}(shape={tuple(spec.shape)}, dtype={spec.dtype})"
-    if len(spec.shape) == 0:
-        raise TypeError(
-            f"Action {action_key!r} has a scalar spec {name}; AMAGO needs an action vector [A]. "
-            + _SUPPORTED_ACTIONS
-            + " For integer Categorical actions, build the env with one-hot actions "
-            "(GymEnv(..., categorical_action_encoding=False), the default)."
-        )
-    if isinstance(spec, MultiOneHot):
-        raise TypeError(
-            f"Action {action_key!r} is multi-discrete ({name}). Flatten it into one Discrete space "
-            "at the gym level (one action per combination). " + _SUPPORTED_ACTIONS
-        )
-    if isinstance(spec, OneHot):
-        return "discrete", spec.shape[-1]
-    if isinstance(spec, Binary):
-        return "multibinary", spec.shape[-1]
-    if isinstance(spec, Bounded) and spec.dtype.is_floating_point:
-        low, high = spec.space.low, spec.space.high
-        if not (
-            torch.allclose(low, torch.full_like(low, -1.0))
-            and torch.allclose(high, torch.ones_like(high))
-        ):
-            raise TypeError(
-                f"Action {action_key!r} is a continuous box with bounds [{low.min().item()}, "
-                f"{high.max().item()}], but the agent's tanh policy acts in [-1, 1]. Add the "
-                "action-rescaling transform amago_rl.envs.transforms.ActionRescale (done by "
-                "amago_rl.envs.amago_env), and pass the transformed env's action spec."
-            )
-        return "continuous", spec.shape[-1]
-    raise TypeError(
-        f"Action {action_key!r} has an unsupported spec {name}. "
-        + _SUPPORTED_ACTIONS
-        + " Integer Categorical actions: use one-hot actions instead (GymEnv's default, "
-        "categorical_action_encoding=False)."
-    )
 
 
 def _load(registry: Mapping[str, tuple[str, str]], name: str, what: str) -> type:
@@ -198,17 +138,16 @@ def make_amago_modules(
         trajectory, trajectory_kwargs: trajectory encoder name (``"transformer"``, ``"gru"``,
             ``"lstm"``, ``"ff"``, ``"mamba"``) and its options.
         max_seq_len: context length of the trajectory encoder.
-        gammas: discounts; the last one is the rollout gamma (reference: 6 + 0.999).
+        gammas: discounts; the last one is the rollout gamma (default
+            :data:`amago_rl.discounts.DEFAULT_GAMMAS`, the reference's 6 + 0.999).
         actor_kwargs: options of :class:`ActorHead` (``hidden_dim``, ``n_layers``, ...).
         critic_kwargs: options of :class:`CriticEnsemble` (``hidden_dim``, ``n_layers``, ...).
         num_critics: ensemble size ``C``. critic_bins: two-hot bins (``None``: scalar critics).
         discrete_critic_action_input: give a discrete critic the one-hot action as input (the
             multi-task agent) instead of outputting every action's value.
     """
-    kind, action_dim = action_kind_from_spec(action_spec)
-    gammas = tuple(float(g) for g in gammas)
-    if not gammas or any(not 0.0 <= g <= 1.0 for g in gammas):
-        raise ValueError(f"gammas must be a non-empty sequence of values in [0, 1], got {gammas}.")
+    kind, action_dim = agent_action_kind(action_spec)
+    gammas = check_gammas(gammas)
     tstep_kwargs = dict(tstep_kwargs or {})
     tstep_cls = _load(TSTEP_ENCODERS, tstep, "timestep encoder")
     if tstep == "cnn":

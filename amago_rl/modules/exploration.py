@@ -35,12 +35,12 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
-from torchrl.data import Bounded, Categorical, Composite, TensorSpec
+from torchrl.data import Bounded, Composite, TensorSpec
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from amago_rl import keys
-from amago_rl.envs.action_spec import ActionKind, classify_action_spec
 from amago_rl.errors import missing_key_error
+from amago_rl.specs import ActionKind, classify_action_spec
 
 
 class BilevelEpsilonGreedy(TensorDictModuleBase):
@@ -87,7 +87,7 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
         if steps_anneal <= 0:
             raise ValueError(f"steps_anneal must be > 0, got {steps_anneal}.")
         leaf = _action_leaf(spec, action_key)
-        kind, num_actions = classify_action_spec(leaf, action_key, batch_dims=_batch_dims(leaf))
+        kind, num_actions, integer = classify_action_spec(leaf, action_key, batch_dims=None)
         if kind is ActionKind.CONTINUOUS:
             if not isinstance(leaf, Bounded):
                 raise TypeError(
@@ -98,6 +98,7 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
             first = (0,) * (leaf.space.low.dim() - 1)
             self._low, self._high = leaf.space.low[first].clone(), leaf.space.high[first].clone()
         self.kind = kind
+        self.integer_actions = integer
         self.num_actions = num_actions
         self.rollout_horizon = float(rollout_horizon)
         self.eps_start_start, self.eps_start_end = float(eps_start_start), float(eps_start_end)
@@ -185,11 +186,13 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
     def _replace_by_random(self, action: torch.Tensor, explore: torch.Tensor) -> torch.Tensor:
         """Replace the rows where ``explore`` [*B, 1] is True by a uniformly random action of
         the same shape and dtype: one-hot [*B, n], integer [*B] or multi-binary [*B, A]."""
-        if self.kind is ActionKind.ONE_HOT:
+        if self.kind is ActionKind.DISCRETE and not self.integer_actions:
             index = torch.randint(self.num_actions, action.shape[:-1], device=action.device)
             random = torch.nn.functional.one_hot(index, self.num_actions).to(action.dtype)
             return torch.where(explore, random, action)
-        if self.kind is ActionKind.BINARY:  # every bit uniform in {0, 1}: uniform over {0, 1}^A
+        if (
+            self.kind is ActionKind.MULTIBINARY
+        ):  # every bit uniform in {0, 1}: uniform over {0, 1}^A
             random = torch.randint(2, action.shape, device=action.device).to(action.dtype)
             return torch.where(explore, random, action)
         random = torch.randint_like(action, self.num_actions)  # integer actions [*B]
@@ -198,12 +201,6 @@ class BilevelEpsilonGreedy(TensorDictModuleBase):
 
 def _action_leaf(spec: TensorSpec, key: NestedKey) -> TensorSpec:
     return spec[key] if isinstance(spec, Composite) else spec
-
-
-def _batch_dims(leaf: TensorSpec) -> int:
-    """Leading batch dims of the action leaf (e.g. 1 for a SerialEnv spec [B, n])."""
-    per_env_dims = 0 if type(leaf) is Categorical else 1
-    return max(len(leaf.shape) - per_env_dims, 0)
 
 
 def _get(tensordict: TensorDictBase, key: NestedKey, where: str) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """AMAGO objectives: the actor-critic ``LossModule`` (+ AMAGO-2 multi-task variant) and its parts."""
 
+from amago_rl.discounts import DEFAULT_GAMMA, DEFAULT_MULTIGAMMAS, make_gammas
 from amago_rl.objectives.amago import AMAGOLoss
 from amago_rl.objectives.filters import (
     BinaryFilter,
@@ -12,6 +13,7 @@ from amago_rl.objectives.multitask import MultiTaskAMAGOLoss
 from amago_rl.objectives.optim import make_optimizer, unique_parameters
 from amago_rl.objectives.popart import PopArt
 from amago_rl.objectives.twohot import (
+    DEFAULT_NUM_BINS,
     TwoHotEncoding,
     bin_centers,
     hl_gauss_labels,
@@ -19,17 +21,12 @@ from amago_rl.objectives.twohot import (
     symlog,
     twohot_labels,
 )
-from amago_rl.objectives.value_targets import (
-    DEFAULT_GAMMA,
-    DEFAULT_MULTIGAMMAS,
-    make_gammas,
-    nstep_targets,
-    reduce_ensemble,
-)
+from amago_rl.objectives.value_targets import nstep_targets, reduce_ensemble
 
 __all__ = [
     "DEFAULT_GAMMA",
     "DEFAULT_MULTIGAMMAS",
+    "DEFAULT_NUM_BINS",
     "AMAGOLoss",
     "BinaryFilter",
     "ExpFilter",

@@ -14,17 +14,37 @@ from torchrl.modules import set_recurrent_mode
 from torchrl.objectives import LossModule
 
 from amago_rl import keys
+from amago_rl.config import LOSS_DEFAULTS as _D
 from amago_rl.errors import check_last_dim, missing_key_error
 from amago_rl.modules.heads.actor import POLICY_PARAMS, ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble
+from amago_rl.modules.heads.distributions import PROB_HIGH, PROB_LOW
 from amago_rl.objectives.filters import AdvantageFilter, NoFilter, make_filter
-from amago_rl.objectives.loss_utils import loss_diagnostics, masked_mean, validate_modules
+from amago_rl.objectives.loss_utils import (
+    masked_mean,
+    policy_entropy,
+    validate_modules,
+    value_diagnostics,
+)
 from amago_rl.objectives.policy_actions import buffer_actions_for_critic, policy_value_actions
 from amago_rl.objectives.popart import PopArt
 from amago_rl.objectives.value_targets import nstep_targets, reduce_ensemble
 
 #: Accepted values of ``AMAGOLoss(bootstrap=...)``.
 BOOTSTRAP_MODES = ("policy", "greedy")
+
+
+@dataclass
+class _Batch:
+    """What one encoder pass gives both losses (``T = L - 1`` transitions)."""
+
+    valid: torch.Tensor  # [B, T, 1] bool: both tokens of the transition are real
+    action: torch.Tensor  # [B, T, 1, A] buffer actions (0 where invalid)
+    state: torch.Tensor  # [B, T, D] states s_t
+    dist: torch.distributions.Distribution  # the policy on [B, T, G]
+    out_data: torch.Tensor  # [B, T, C, G, X] critic outputs at the buffer actions
+    all_q: torch.Tensor | None  # [B, T, C, G, A] all-action critic outputs, if discrete
+    target: torch.Tensor | None  # [B, T, G] TD targets in return units (value loss only)
 
 
 class AMAGOLoss(LossModule):
@@ -52,6 +72,9 @@ class AMAGOLoss(LossModule):
     learn from it) ``- offline_coeff * f(A) log pi(a_t|s_t)`` with ``A = mean_c Q(s, a_t) -
     mean_c Q(s, a~pi)`` on raw critic outputs and ``f`` the advantage filter. Discrete policies use
     the exact expectation over their floored probabilities with an all-action critic.
+
+    Defaults: :class:`~amago_rl.config.LossConfig` (the reference's), which also documents each
+    option for the command line (``agent.loss.<option>``).
 
     Args:
         encoder: TensorDict module writing ``state_embedding`` ``[B, L, D]`` (e.g. a
@@ -86,7 +109,11 @@ class AMAGOLoss(LossModule):
     diagnostics: ``q_mean`` ``[G]`` (return units), ``td_target_mean`` ``[G]``, ``td_target_min``,
     ``td_target_max``, ``popart_mu``/``popart_sigma`` ``[G]``, ``filter_accept_rate`` (share of
     valid (step, discount) pairs with a positive advantage), ``filter_weight_mean`` (mean filter
-    weight), ``policy_entropy`` (main discount).
+    weight), ``policy_entropy`` (main discount). :meth:`value_loss` and :meth:`actor_loss` give
+    each loss alone (as TorchRL's SAC / TD3 losses do); ``forward`` is both, from one pass.
+
+    There is no TorchRL value estimator: :meth:`make_value_estimator` raises and says which
+    constructor options set the targets.
     """
 
     @dataclass
@@ -131,21 +158,21 @@ class AMAGOLoss(LossModule):
         gammas: Sequence[float] | None = None,
         online_coeff: float = 1.0,
         offline_coeff: float = 0.1,
-        critic_loss_weight: float = 10.0,
-        reward_multiplier: float = 10.0,
-        num_critics_td: int = 2,
-        n_step: int = 1,
-        popart: bool = True,
-        popart_beta: float = 5e-4,
-        popart_init_nu: float = 100.0,
-        popart_shared_scale: bool = True,
-        filter: str | AdvantageFilter = "binary",
+        critic_loss_weight: float = _D.critic_loss_weight,
+        reward_multiplier: float = _D.reward_multiplier,
+        num_critics_td: int = _D.num_critics_td,
+        n_step: int = _D.n_step,
+        popart: bool = _D.popart,
+        popart_beta: float = _D.popart_beta,
+        popart_init_nu: float = _D.popart_init_nu,
+        popart_shared_scale: bool = _D.popart_shared_scale,
+        filter: str | AdvantageFilter = _D.filter,
         filter_kwargs: dict[str, Any] | None = None,
-        num_actions_value_critic: int = 1,
+        num_actions_value_critic: int = _D.num_actions_value_critic,
         num_actions_value_actor: int = 1,
-        use_target_actor: bool = True,
+        use_target_actor: bool = _D.use_target_actor,
         soften_buffer_actions: bool = True,
-        bootstrap: str = "policy",
+        bootstrap: str = _D.bootstrap,
     ) -> None:
         super().__init__()
         validate_modules(type(self).__name__, actor_head, critic, gammas, self.two_hot_critic)
@@ -214,6 +241,19 @@ class AMAGOLoss(LossModule):
     def _forward_value_estimator_keys(self, **kwargs: Any) -> None:
         # Targets are built in-loss from one encoder pass; there is no separate value estimator.
         pass
+
+    def make_value_estimator(self, value_type: Any = None, **hyperparams: Any) -> None:
+        """Not available: AMAGO builds its own targets (see the class docstring), so a TorchRL
+        value estimator would be ignored. Raises ``NotImplementedError`` saying what to set."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not use a TorchRL value estimator (asked for "
+            f"{value_type!r}): it computes n-step TD targets for every discount itself, from one "
+            "encoder pass, with target actor + target critics and PopArt. Configure them with the "
+            "constructor: the discounts live in the critic (CriticEnsemble(gammas=...), "
+            "amago_rl.discounts.make_gammas / agent.gamma, agent.multigammas), n_step=..., "
+            "num_critics_td=..., reward_multiplier=..., bootstrap='policy' | 'greedy' "
+            "(agent.loss.<option> on the command line)."
+        )
 
     def _get(self, td: TensorDictBase, key: NestedKey) -> torch.Tensor:
         value = td.get(key, None)
@@ -314,6 +354,34 @@ class AMAGOLoss(LossModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Both losses from one encoder pass: :meth:`value_loss` and :meth:`actor_loss`'s
+        entries (``loss_actor``, ``loss_critic`` and their diagnostics)."""
+        batch = self._encode(tensordict, with_targets=True)
+        value = self._value_terms(batch)
+        actor = self._actor_terms(batch)
+        out = TensorDict(
+            {"loss_actor": actor.pop("loss_actor"), "loss_critic": value.pop("loss_critic")},
+            batch_size=[],
+        )
+        return out.update(value).update(actor)
+
+    def value_loss(self, tensordict: TensorDictBase) -> TensorDict:
+        """The critic loss alone: ``loss_critic`` and the value diagnostics (``q_mean``
+        ``[G]``, ``td_target_mean`` ``[G]``, ``td_target_min`` / ``_max``, ``popart_mu`` /
+        ``popart_sigma`` ``[G]``). Runs the encoder and, in training mode, moves PopArt's (and
+        the encoder's input-normalisation) statistics, and encoder dropout draws its own masks;
+        to train both heads, call the module itself (one encoder pass)."""
+        return self._value_terms(self._encode(tensordict, with_targets=True))
+
+    def actor_loss(self, tensordict: TensorDictBase) -> TensorDict:
+        """The actor loss alone: ``loss_actor`` and the policy diagnostics
+        (``policy_entropy``, and ``filter_accept_rate`` / ``filter_weight_mean`` when the BC
+        term is filtered). Runs the encoder (moving its input-normalisation statistics in
+        training mode); no TD targets are built."""
+        return self._actor_terms(self._encode(tensordict, with_targets=False))
+
+    def _encode(self, tensordict: TensorDictBase, with_targets: bool) -> _Batch:
+        """One encoder pass over ``[B, L]`` tokens and everything both losses read from it."""
         k = self.tensor_keys
         td = tensordict.clone(False)  # shallow: the encoder's outputs stay out of the caller's td
         if td.batch_dims != 2 or td.batch_size[1] < 2:
@@ -329,10 +397,6 @@ class AMAGOLoss(LossModule):
         def transition(key: NestedKey) -> torch.Tensor:  # [B, L, 1] entry -> [B, T, 1]
             return self._get(td, key)[:, :-1].reshape(b, t, 1)
 
-        reward = torch.where(valid, transition(("next", k.reward)).float(), 0.0)
-        reward = reward * self.reward_multiplier
-        terminated = transition(("next", k.terminated)).bool() & valid
-        done = transition(("next", k.done)).bool() & valid | terminated
         action = self._get(td, k.action)[:, :-1]
         check_last_dim(action, self.actor_head.action_dim, k.action, type(self).__name__)
         action = torch.where(valid, action.float(), 0.0).unsqueeze(-2)  # [B, T, 1, A]
@@ -343,13 +407,19 @@ class AMAGOLoss(LossModule):
         params = self._actor_params(td, target=False)  # [B, L, G, P]
         dist = self.actor_head.distribution(params[:, :-1])  # batch [B, T, G]
 
-        next_values = self._next_state_values(td, params.detach())
-        with torch.no_grad():
-            target = nstep_targets(
-                reward, next_values, self.gammas, terminated, valid, done, self.n_step
-            )
-            if self.training and self.use_popart:
-                self.popart.update_stats(target, valid)
+        target = None
+        if with_targets:
+            reward = torch.where(valid, transition(("next", k.reward)).float(), 0.0)
+            reward = reward * self.reward_multiplier
+            terminated = transition(("next", k.terminated)).bool() & valid
+            done = transition(("next", k.done)).bool() & valid | terminated
+            next_values = self._next_state_values(td, params.detach())
+            with torch.no_grad():
+                target = nstep_targets(
+                    reward, next_values, self.gammas, terminated, valid, done, self.n_step
+                )
+                if self.training and self.use_popart:
+                    self.popart.update_stats(target, valid)
 
         state_t = state[:, :-1]
         critic_action = buffer_actions_for_critic(
@@ -362,42 +432,40 @@ class AMAGOLoss(LossModule):
             else:  # one pass gives Q of the buffer action and of the policy
                 all_q = self.critic(state_t)  # [B, T, C, G, A]
                 out_data = CriticEnsemble.weight_actions(all_q, critic_action)
-        critic_terms = self._critic_loss_terms(out_data, target)  # [B, T, C, G]
-        loss_critic = self.critic_loss_weight * masked_mean(critic_terms, valid.unsqueeze(-1))
+        return _Batch(valid, action, state_t, dist, out_data, all_q, target)
 
-        v_data = self._values(out_data).detach()  # [B, T, C, G]
-        v_pi = self._policy_values(state_t, dist, all_q)
-        actor_terms = torch.zeros_like(target)
+    def _value_terms(self, batch: _Batch) -> TensorDict:
+        if batch.target is None:
+            raise RuntimeError("_value_terms needs a batch encoded with_targets=True.")
+        critic_terms = self._critic_loss_terms(batch.out_data, batch.target)  # [B, T, C, G]
+        loss = self.critic_loss_weight * masked_mean(critic_terms, batch.valid.unsqueeze(-1))
+        with torch.no_grad():
+            q = self._to_return_units(self._values(batch.out_data))
+            diag = value_diagnostics(q, batch.target, batch.valid, self.popart)
+        return TensorDict({"loss_critic": loss, **diag}, batch_size=[])
+
+    def _actor_terms(self, batch: _Batch) -> TensorDict:
+        valid, dist = batch.valid, batch.dist
+        v_data = self._values(batch.out_data).detach()  # [B, T, C, G]
+        v_pi = self._policy_values(batch.state, dist, batch.all_q)
+        terms = torch.zeros_like(v_data[..., 0, :])  # [B, T, G]
         if self.online_coeff > 0 and v_pi is not None:
-            actor_terms = actor_terms - self.online_coeff * self._dpg_objective(v_pi.amin(-2))
+            terms = terms - self.online_coeff * self._dpg_objective(v_pi.amin(-2))
         adv = None
         if self.offline_coeff > 0:
-            weights = torch.ones_like(target)
+            weights = torch.ones_like(terms)
             if v_pi is not None and not isinstance(self.filter, NoFilter):
                 adv = v_data.mean(-2) - v_pi.detach().mean(-2)  # [B, T, G]
                 weights = self.filter(adv).detach()
-            actor_terms = actor_terms - self.offline_coeff * weights * dist.log_prob(action)
-        loss_actor = masked_mean(actor_terms, valid)
-
-        out = TensorDict({"loss_actor": loss_actor, "loss_critic": loss_critic}, batch_size=[])
-        out.update(self._diagnostics(v_data, target, valid, adv, dist))
+            terms = terms - self.offline_coeff * weights * dist.log_prob(batch.action)
+        out = TensorDict({"loss_actor": masked_mean(terms, valid)}, batch_size=[])
+        with torch.no_grad():
+            out["policy_entropy"] = masked_mean(policy_entropy(dist)[..., -1:], valid)
+            if adv is not None:
+                out["filter_accept_rate"] = masked_mean((adv > 0).float(), valid)
+                out["filter_weight_mean"] = masked_mean(self.filter(adv), valid)
         return out
 
     def _prob_bounds(self) -> tuple[float, float]:
         head = self.actor_head
-        return getattr(head, "prob_low", 1e-3), getattr(head, "prob_high", 0.99)
-
-    @torch.no_grad()
-    def _diagnostics(
-        self,
-        v_data: torch.Tensor,
-        target: torch.Tensor,
-        valid: torch.Tensor,
-        adv: torch.Tensor | None,
-        dist: torch.distributions.Distribution,
-    ) -> dict[str, torch.Tensor]:
-        diag = loss_diagnostics(self._to_return_units(v_data), target, valid, dist, self.popart)
-        if adv is not None:
-            diag["filter_accept_rate"] = masked_mean((adv > 0).float(), valid)
-            diag["filter_weight_mean"] = masked_mean(self.filter(adv), valid)
-        return diag
+        return getattr(head, "prob_low", PROB_LOW), getattr(head, "prob_high", PROB_HIGH)

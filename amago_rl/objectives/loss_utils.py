@@ -30,19 +30,14 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, keep_last: bool = False) ->
 
 
 @torch.no_grad()
-def loss_diagnostics(
-    q: torch.Tensor,
-    target: torch.Tensor,
-    valid: torch.Tensor,
-    dist: Distribution,
-    popart: PopArt,
+def value_diagnostics(
+    q: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, popart: PopArt
 ) -> dict[str, torch.Tensor]:
-    """Detached statistics of one loss evaluation.
+    """Detached statistics of one critic-loss evaluation.
 
     Args:
         q: ``[B, T, C, G]`` critic values at buffer actions, in return units.
         target: ``[B, T, G]`` TD targets. valid: ``[B, T, 1]`` bool.
-        dist: the policy on ``[B, T, G]``; its entropy is reported for the main (last) discount.
     """
     tgt = target.reshape(-1, target.shape[-1])[valid.reshape(-1)]
     zero = target.new_zeros(())
@@ -53,7 +48,6 @@ def loss_diagnostics(
         "td_target_max": tgt.max() if tgt.numel() else zero,
         "popart_mu": popart.mu.clone(),
         "popart_sigma": popart.sigma.clone(),
-        "policy_entropy": masked_mean(policy_entropy(dist)[..., -1:], valid),
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from tensordict.nn import TensorDictModuleBase
 
+from amago_rl.config import LOSS_DEFAULTS as _D
 from amago_rl.modules.heads.actor import ActorHead
 from amago_rl.modules.heads.critic import CriticEnsemble
 from amago_rl.objectives.amago import AMAGOLoss
@@ -57,10 +58,10 @@ class MultiTaskAMAGOLoss(AMAGOLoss):
         actor_head: ActorHead,
         critic: CriticEnsemble,
         *,
-        min_return: float = -1e5,
-        max_return: float = 1e5,
-        label_type: str = "twohot",
-        hl_gauss_sigma_ratio: float = 0.75,
+        min_return: float = _D.min_return,
+        max_return: float = _D.max_return,
+        label_type: str = _D.label_type,
+        hl_gauss_sigma_ratio: float = _D.hl_gauss_sigma_ratio,
         online_coeff: float = 0.0,
         offline_coeff: float = 1.0,
         num_actions_value_actor: int = 3,

@@ -72,11 +72,15 @@ def logits_to_value(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return symexp((torch.softmax(logits, dim=-1) * bins).sum(-1))
 
 
+#: Bins of the two-hot critic (reference ``NCriticsTwoHot``: 128).
+DEFAULT_NUM_BINS: int = 128
+
+
 class TwoHotEncoding(nn.Module):
     """Bin centres (as a buffer) plus label and value conversions, configured once.
 
     Args:
-        num_bins: number of bins (reference 128).
+        num_bins: number of bins (``DEFAULT_NUM_BINS``).
         min_return, max_return: range of representable returns in *scaled* units (after
             ``reward_multiplier``; reference +-1e5).
         label_type: ``"twohot"`` or ``"hlgauss"``.
@@ -87,7 +91,7 @@ class TwoHotEncoding(nn.Module):
 
     def __init__(
         self,
-        num_bins: int = 128,
+        num_bins: int = DEFAULT_NUM_BINS,
         min_return: float = -1e5,
         max_return: float = 1e5,
         label_type: str = "twohot",

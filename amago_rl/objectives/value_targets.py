@@ -1,4 +1,4 @@
-"""TD targets on sequences: discount sets, REDQ-style ensemble reduction and n-step returns.
+"""TD targets on sequences: REDQ-style ensemble reduction and n-step returns.
 
 Reference: AMAGO_REFERENCE.md §2.1 and §2.3 step 8. Everything works on *transitions*
 ``t = 0..T-1`` of a window of ``L = T + 1`` tokens; transition ``t`` goes from token ``t`` to token
@@ -7,27 +7,7 @@ Reference: AMAGO_REFERENCE.md §2.1 and §2.3 step 8. Everything works on *trans
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-
-#: Extra discounts trained next to the main one (reference ``Multigammas``).
-DEFAULT_MULTIGAMMAS: tuple[float, ...] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995)
-#: The main discount; always the last index of the discount dimension.
-DEFAULT_GAMMA: float = 0.999
-
-
-def make_gammas(
-    gamma: float = DEFAULT_GAMMA,
-    multigammas: Sequence[float] = DEFAULT_MULTIGAMMAS,
-    use_multigamma: bool = True,
-) -> list[float]:
-    """The discount set ``multigammas + [gamma]`` (or ``[gamma]`` alone); the main one is last."""
-    gammas = [*multigammas, gamma] if use_multigamma else [gamma]
-    for g in gammas:
-        if not 0.0 <= g < 1.0:
-            raise ValueError(f"make_gammas: every discount must be in [0, 1), got {g}.")
-    return [float(g) for g in gammas]
 
 
 def reduce_ensemble(

@@ -15,7 +15,7 @@ Run directories (replay, checkpoints, console logs) go to ``--work-dir``, outsid
 
 Ablations of our side: ``--sides ours --ours-set KEY=VALUE ...`` runs only our side with the
 given ``amago-train`` overrides added to the shared configuration (e.g.
-``agent.loss_kwargs.popart_shared_scale=false``), so each of our deliberate differences from
+``agent.loss.popart_shared_scale=false``), so each of our deliberate differences from
 AMAGO can be switched back to AMAGO's choice one at a time. Our seeded runs are deterministic on
 one machine, so an ablation compares with the ``ours`` rows of an earlier side-by-side run.
 """

@@ -219,8 +219,8 @@ def test_offline_to_online_preset_has_amago_settings() -> None:
     assert cfg.replay.offline_dataset == "d4rl:halfcheetah-medium-v2"
     assert cfg.replay.offline_fraction == 0.8 and cfg.replay.offline_anneal_epochs == 50
     assert cfg.trainer.online_after_epoch >= cfg.trainer.epochs, "offline only by default"
-    loss = cfg.agent.loss_kwargs
-    assert (loss["online_coeff"], loss["offline_coeff"], loss["filter"]) == (0.0, 1.0, "exp")
-    assert (loss["num_actions_value_critic"], loss["num_actions_value_actor"]) == (3, 5)
+    loss = cfg.agent.loss
+    assert (loss.online_coeff, loss.offline_coeff, loss.filter) == (0.0, 1.0, "exp")
+    assert (loss.num_actions_value_critic, loss.num_actions_value_actor) == (3, 5)
     assert cfg.agent.num_critics == 5 and cfg.agent.gamma == 0.997
     assert not cfg.trainer.sample_actions and not cfg.trainer.eval_sample_actions

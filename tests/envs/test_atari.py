@@ -136,6 +136,6 @@ def test_atari_preset_has_amago_settings() -> None:
     assert cfg.env.name == "atari_multigame" and cfg.agent.name == "multitask"
     assert cfg.tstep.kwargs == {"cnn": "impala", "drq_aug": True}
     assert cfg.model.max_seq_len == 80 and cfg.replay.save_every == 240
-    assert cfg.agent.loss_kwargs["reward_multiplier"] == 0.25
+    assert cfg.agent.loss.reward_multiplier == 0.25
     assert cfg.trainer.eval_timesteps == 21_600
     assert cfg.collector.envs_per_worker % 10 == 0, "a multiple of the ten games"

@@ -22,7 +22,6 @@ from amago_rl.modules.tstep import (
     CNNTstepEncoder,
     InputNorm,
     MLPTstepEncoder,
-    action_dim_from_spec,
     random_shift,
 )
 from amago_rl.modules.tstep.cnn import symlog
@@ -207,13 +206,14 @@ def test_mlp_from_specs_selects_observation_leaves() -> None:
         (Composite(action=OneHot(7)), 7),
     ],
 )
-def test_action_dim_from_spec(spec, dim: int) -> None:
-    assert action_dim_from_spec(spec) == dim
+def test_from_specs_reads_the_action_dim(spec, dim: int) -> None:
+    obs_spec = Composite(observation=Unbounded((4,)))
+    assert MLPTstepEncoder.from_specs(obs_spec, spec, out_dim=8).action_dim == dim
 
 
 def test_unsupported_specs_raise_clear_errors() -> None:
-    with pytest.raises(ValueError, match="MultiOneHot"):
-        action_dim_from_spec(MultiOneHot([2, 3]))
+    with pytest.raises(TypeError, match="MultiOneHot"):
+        MLPTstepEncoder.from_specs(Composite(observation=Unbounded((4,))), MultiOneHot([2, 3]))
     with pytest.raises(ValueError, match="one-hot"):
         MLPTstepEncoder.from_specs(Composite(observation=Categorical(4)), OneHot(2))
     image = Bounded(0, 255, (8, 8, 3), dtype=torch.uint8)

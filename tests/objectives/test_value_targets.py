@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amago_rl.objectives.value_targets import make_gammas, nstep_targets, reduce_ensemble
+from amago_rl.discounts import make_gammas
+from amago_rl.objectives.value_targets import nstep_targets, reduce_ensemble
 
 
 def _col(values: list[float] | list[bool], dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -104,8 +105,11 @@ def test_make_gammas() -> None:
     assert make_gammas() == pytest.approx([0.1, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999])
     assert make_gammas(use_multigamma=False) == pytest.approx([0.999])
     assert make_gammas(0.9, [0.5]) == pytest.approx([0.5, 0.9])
-    with pytest.raises(ValueError, match="discount"):
-        make_gammas(1.0)
+    assert make_gammas(1.0, [0.5]) == [0.5, 1.0]  # the range the module builder accepts
+    with pytest.raises(ValueError, match=r"gammas must be .* in \[0, 1\]"):
+        make_gammas(1.5)
+    with pytest.raises(ValueError, match="gammas must be"):
+        make_gammas(0.9, [-0.1])
 
 
 def test_reduce_ensemble_draws_with_replacement() -> None:

@@ -81,9 +81,9 @@ def test_unknown_keys_at_every_level() -> None:
         load_config(["+seed.x=1"])
     with pytest.raises(UnknownConfigKeyError, match=r"model\.max_seq_len"):
         load_config(["model.max_seqlen=3"])
-    # free-form constructor options are checked by the constructor, not here
-    cfg = load_config(["+agent.loss_kwargs.popart_shared_scale=false"])
-    assert cfg.agent.loss_kwargs["popart_shared_scale"] is False
+    # the objective's options are typed (tests/test_config_schema.py has the rest)
+    cfg = load_config(["agent.loss.popart_shared_scale=false"])
+    assert cfg.agent.loss.popart_shared_scale is False
 
 
 def test_resume_true_without_a_checkpoint_fails(tmp_path: Path, amago_train: AmagoTrain) -> None:

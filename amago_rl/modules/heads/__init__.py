@@ -1,7 +1,6 @@
 """Actor and critic heads and the policy distributions of the AMAGO agent."""
 
 from amago_rl.modules.heads.actor import (
-    ACTION_KINDS,
     POLICY_PARAMS,
     ActorHead,
     SelectDiscount,
@@ -17,7 +16,6 @@ from amago_rl.modules.heads.critic import (
 from amago_rl.modules.heads.distributions import FlooredCategorical, MultiBinary, TanhGaussian
 
 __all__ = [
-    "ACTION_KINDS",
     "POLICY_PARAMS",
     "ActorHead",
     "CriticEnsemble",

@@ -9,7 +9,7 @@ TorchRL's ``ProbabilisticActor`` reads.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -20,11 +20,16 @@ from torch.distributions import Distribution
 
 from amago_rl import keys
 from amago_rl.errors import check_last_dim, missing_key_error
-from amago_rl.modules.heads.distributions import FlooredCategorical, MultiBinary, TanhGaussian
+from amago_rl.modules.heads.distributions import (
+    PROB_HIGH,
+    PROB_LOW,
+    FlooredCategorical,
+    MultiBinary,
+    TanhGaussian,
+)
 from amago_rl.modules.heads.mlp import build_mlp
+from amago_rl.specs import ActionKind
 
-ActionKind = Literal["discrete", "continuous", "multibinary"]
-ACTION_KINDS: tuple[str, ...] = ("discrete", "continuous", "multibinary")
 POLICY_PARAMS = "policy_params"
 
 _DIST_CLASSES: dict[str, type[Distribution]] = {
@@ -34,9 +39,13 @@ _DIST_CLASSES: dict[str, type[Distribution]] = {
 }
 
 
-def _check_kind(kind: str, where: str) -> None:
-    if kind not in ACTION_KINDS:
-        raise ValueError(f"{where}: kind must be one of {ACTION_KINDS}, got {kind!r}.")
+def _check_kind(kind: str, where: str) -> ActionKind:
+    """``kind`` as an :class:`~amago_rl.specs.ActionKind` (a name such as ``"discrete"`` works)."""
+    try:
+        return ActionKind(kind)
+    except ValueError:
+        valid = tuple(k.value for k in ActionKind)
+        raise ValueError(f"{where}: kind must be one of {valid}, got {kind!r}.") from None
 
 
 def params_per_action(kind: str) -> int:
@@ -81,15 +90,15 @@ class ActorHead(TensorDictModuleBase):
         hidden_dim: int = 256,
         n_layers: int = 2,
         activation: str = "leaky_relu",
-        prob_low: float = 1e-3,
-        prob_high: float = 0.99,
+        prob_low: float = PROB_LOW,
+        prob_high: float = PROB_HIGH,
         std_min: float = math.exp(-5),
         std_max: float = math.exp(2),
         in_key: NestedKey = keys.STATE_EMBEDDING,
         out_key: NestedKey = POLICY_PARAMS,
     ) -> None:
         super().__init__()
-        _check_kind(kind, "ActorHead")
+        kind = _check_kind(kind, "ActorHead")
         if action_dim <= 0 or num_gammas <= 0:
             raise ValueError(
                 f"ActorHead: action_dim and num_gammas must be positive, got {action_dim}, {num_gammas}."
@@ -216,7 +225,7 @@ class SelectDiscount(TensorDictModule):
         action_dim: int,
         out_keys: list[NestedKey] | None = None,
     ) -> None:
-        _check_kind(kind, "SelectDiscount")
+        kind = _check_kind(kind, "SelectDiscount")
         names = dist_param_keys(kind)
         if out_keys is None:
             out_keys = list(names)

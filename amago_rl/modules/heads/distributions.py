@@ -20,6 +20,12 @@ from torch.distributions import Distribution, constraints
 _Shape = torch.Size | tuple[int, ...] | list[int]
 
 
+#: Probability floor and cap of the discrete policy (reference ``Discrete``: 1e-3, 0.99): the one
+#: default of ``FlooredCategorical``, ``ActorHead`` and the losses' softened buffer actions.
+PROB_LOW: float = 1e-3
+PROB_HIGH: float = 0.99
+
+
 def _extended_shape(dist: Distribution, sample_shape: _Shape) -> torch.Size:
     return torch.Size(sample_shape) + dist.batch_shape + dist.event_shape
 
@@ -33,7 +39,7 @@ class FlooredCategorical(Distribution):
 
     Args:
         logits: ``[..., A]`` unnormalised log-probabilities.
-        prob_low, prob_high: probability floor and cap (reference: 1e-3, 0.99).
+        prob_low, prob_high: probability floor and cap (default ``PROB_LOW``, ``PROB_HIGH``).
 
     Samples are float one-hot vectors ``[..., A]``; ``log_prob(one_hot [..., A]) -> [...]`` is the
     log of the floored probability at the one-hot's argmax. There is no reparameterised sample
@@ -48,8 +54,8 @@ class FlooredCategorical(Distribution):
     def __init__(
         self,
         logits: torch.Tensor,
-        prob_low: float = 1e-3,
-        prob_high: float = 0.99,
+        prob_low: float = PROB_LOW,
+        prob_high: float = PROB_HIGH,
         validate_args: bool | None = False,
     ) -> None:
         if logits.dim() < 1:
@@ -76,7 +82,7 @@ class FlooredCategorical(Distribution):
 
     @classmethod
     def soften_one_hot(
-        cls, one_hot: torch.Tensor, low: float = 1e-3, high: float = 0.99
+        cls, one_hot: torch.Tensor, low: float = PROB_LOW, high: float = PROB_HIGH
     ) -> torch.Tensor:
         """The clamped-renormalised version of (buffer) one-hot actions ``[..., A]``, which the
         reference feeds to the critic instead of exact one-hots."""

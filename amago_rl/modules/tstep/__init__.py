@@ -4,8 +4,8 @@ from amago_rl.modules.tstep.cnn import CNNTstepEncoder
 from amago_rl.modules.tstep.convnets import ImpalaCNN, NatureCNN
 from amago_rl.modules.tstep.drq import random_shift
 from amago_rl.modules.tstep.input_norm import InputNorm
+from amago_rl.modules.tstep.inputs import obs_feature_sizes
 from amago_rl.modules.tstep.mlp import MLPTstepEncoder
-from amago_rl.modules.tstep.specs import action_dim_from_spec, obs_feature_sizes
 
 __all__ = [
     "CNNTstepEncoder",
@@ -13,7 +13,6 @@ __all__ = [
     "InputNorm",
     "MLPTstepEncoder",
     "NatureCNN",
-    "action_dim_from_spec",
     "obs_feature_sizes",
     "random_shift",
 ]

@@ -23,7 +23,8 @@ from amago_rl.errors import require_entry
 from amago_rl.modules.activation import make_activation
 from amago_rl.modules.tstep.convnets import ImpalaCNN, NatureCNN
 from amago_rl.modules.tstep.drq import n_unaugmented, random_shift
-from amago_rl.modules.tstep.specs import action_dim_from_spec, read_rl2_inputs
+from amago_rl.modules.tstep.inputs import read_rl2_inputs
+from amago_rl.specs import classify_action_spec
 
 _BACKBONES = {"nature": NatureCNN, "impala": ImpalaCNN}
 
@@ -138,7 +139,8 @@ class CNNTstepEncoder(TensorDictModuleBase):
                 f"{list(observation_spec.keys(True, True))}."
             )
         shape = tuple(spec.shape[len(observation_spec.shape) :])
-        return cls(image_key, shape, action_dim_from_spec(action_spec), **kwargs)
+        action_dim = classify_action_spec(action_spec, batch_dims=None).dim
+        return cls(image_key, shape, action_dim, **kwargs)
 
     def _get(self, td: TensorDictBase, key: NestedKey) -> torch.Tensor:
         return require_entry(td, key, type(self).__name__)

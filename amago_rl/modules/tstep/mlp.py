@@ -21,11 +21,8 @@ from amago_rl import keys
 from amago_rl.errors import require_entry
 from amago_rl.modules.activation import make_activation
 from amago_rl.modules.tstep.input_norm import InputNorm
-from amago_rl.modules.tstep.specs import (
-    action_dim_from_spec,
-    obs_feature_sizes,
-    read_rl2_inputs,
-)
+from amago_rl.modules.tstep.inputs import obs_feature_sizes, read_rl2_inputs
+from amago_rl.specs import classify_action_spec
 
 
 class MLPTstepEncoder(TensorDictModuleBase):
@@ -102,15 +99,17 @@ class MLPTstepEncoder(TensorDictModuleBase):
     ) -> MLPTstepEncoder:
         """Build from env specs (``env.observation_spec``, ``env.action_spec``).
 
-        ``obs_keys`` default: every observation leaf except ``prev_action``, ``prev_reward``,
-        ``time_idx``, ``is_init``, ``mask``, done flags and ``step_count``, sorted by name.
+        ``obs_keys`` default: :func:`amago_rl.specs.observation_keys` (every observation leaf
+        except ``prev_action``, ``prev_reward``, ``time_idx``, ``is_init`` and bookkeeping entries
+        such as done flags, ``episode_reward`` and ``step_count``), sorted by name.
         Raises ``ValueError`` for entries the MLP cannot take (integer categorical, images).
         """
         exclude = [kwargs.get(name) for name in ("prev_action_key", "prev_reward_key", "mask_key")]
         obs_dims = obs_feature_sizes(
             observation_spec, obs_keys, exclude=[k for k in exclude if k is not None]
         )
-        return cls(obs_dims, action_dim_from_spec(action_spec), **kwargs)
+        action_dim = classify_action_spec(action_spec, batch_dims=None).dim
+        return cls(obs_dims, action_dim, **kwargs)
 
     def _get(self, td: TensorDictBase, key: NestedKey) -> torch.Tensor:
         return require_entry(td, key, type(self).__name__)

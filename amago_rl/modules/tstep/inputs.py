@@ -1,4 +1,5 @@
-"""Read timestep-encoder sizes off TorchRL specs, with errors that say what to change."""
+"""Timestep-encoder inputs: observation feature sizes from specs and the RL^2 entries of a
+batch, checked, with errors that say what to change."""
 
 from __future__ import annotations
 
@@ -18,69 +19,8 @@ from torchrl.data import (
     TensorSpec,
 )
 
-from amago_rl import keys
 from amago_rl.errors import check_last_dim, require_entry
-
-# Entries that the AMAGO transforms / TorchRL add next to the observation but that are not part
-# of what the agent "sees" through the MLP (they enter elsewhere, or are bookkeeping).
-NON_OBS_NAMES: frozenset[str] = frozenset(
-    {
-        keys.PREV_ACTION,
-        keys.PREV_REWARD,
-        keys.TIME_IDX,
-        keys.IS_INIT,
-        keys.MASK,
-        keys.DONE,
-        keys.TERMINATED,
-        keys.TRUNCATED,
-        keys.EPISODE_REWARD,
-        keys.NONFINITE,
-        "step_count",
-    }
-)
-
-
-def _last_name(key: NestedKey) -> str:
-    return key if isinstance(key, str) else key[-1]
-
-
-def key_str(key: NestedKey) -> str:
-    """``("a", "b") -> "a.b"``: a sortable, printable name for a nested key."""
-    return key if isinstance(key, str) else ".".join(key)
-
-
-def action_dim_from_spec(action_spec: TensorSpec) -> int:
-    """Size ``A`` of the ``prev_action`` feature for an action spec.
-
-    One-hot / integer categorical -> number of actions (``prev_action`` is one-hot), continuous
-    ``[A]`` -> ``A``, multi-binary ``[A]`` -> ``A``. A ``Composite`` must hold a single action leaf
-    (or an ``"action"`` entry).
-    """
-    if isinstance(action_spec, Composite):
-        leaves = list(action_spec.keys(True, True))
-        if keys.ACTION in leaves:
-            action_spec = action_spec[keys.ACTION]
-        elif len(leaves) == 1:
-            action_spec = action_spec[leaves[0]]
-        else:
-            raise ValueError(
-                f"Cannot tell the action from a Composite action spec with leaves {leaves}; pass "
-                f"the spec of the single action entry."
-            )
-    if isinstance(action_spec, (MultiOneHot, MultiCategorical)):
-        raise ValueError(
-            f"Unsupported action spec {type(action_spec).__name__}: AMAGO supports one discrete "
-            "action (OneHot / Categorical), continuous (Bounded) or multi-binary (Binary) actions."
-        )
-    # Binary subclasses Categorical: test it first.
-    if isinstance(action_spec, (OneHot, Binary)) or action_spec.dtype.is_floating_point:
-        return int(action_spec.shape[-1]) if len(action_spec.shape) else 1
-    if isinstance(action_spec, Categorical):
-        return int(action_spec.space.n)
-    raise ValueError(
-        f"Unsupported action spec {action_spec!r}: expected OneHot / Categorical (discrete), a "
-        "float Bounded / Unbounded (continuous) or Binary (multi-binary) spec."
-    )
+from amago_rl.specs import key_str, observation_keys
 
 
 def _check_mlp_obs_spec(key: NestedKey, spec: TensorSpec, feature_shape: Sequence[int]) -> None:
@@ -120,8 +60,9 @@ def obs_feature_sizes(
 
     Args:
         observation_spec: the env's observation ``Composite`` (its own batch dims are skipped).
-        obs_keys: entries to use, in this order. Default: every leaf except the AMAGO/TorchRL
-            bookkeeping entries (``NON_OBS_NAMES``) and ``exclude``, sorted by name (as AMAGO).
+        obs_keys: entries to use, in this order. Default:
+            :func:`amago_rl.specs.observation_keys` (every leaf except the AMAGO / TorchRL
+            bookkeeping entries and ``exclude``, sorted by name, as AMAGO).
         exclude: extra keys to skip when ``obs_keys`` is None.
     """
     if not isinstance(observation_spec, Composite):
@@ -130,11 +71,7 @@ def obs_feature_sizes(
         )
     leaves = list(observation_spec.keys(True, True))
     if obs_keys is None:
-        skip = {key_str(k) for k in exclude}
-        obs_keys = sorted(
-            (k for k in leaves if _last_name(k) not in NON_OBS_NAMES and key_str(k) not in skip),
-            key=key_str,
-        )
+        obs_keys = observation_keys(observation_spec, exclude)
     batch_dims = len(observation_spec.shape)
     sizes: dict[NestedKey, int] = {}
     for key in obs_keys:
