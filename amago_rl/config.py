@@ -110,6 +110,12 @@ class TrainerConfig:
     eval_sample_actions: bool = True  # False: argmax actions in evaluation
     start_learning_at_epoch: int = 0
     progress: bool = True
+    # "sync": collect an epoch, then update (deterministic with one worker). "async": the actors
+    # collect in worker processes while the learner updates; an epoch is updates_per_epoch updates
+    # (amago_rl/async_trainer.py; not reproducible, one process only).
+    mode: str = "sync"
+    # async mode: updates between two pushes of the learner's weights to the actors.
+    weight_sync_interval: int = 50
 
 
 @dataclass
