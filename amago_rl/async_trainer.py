@@ -171,12 +171,23 @@ class AsyncTrainer(Trainer):
         return self.writer.write_count - self._counted_frames
 
     # ------------------------------------------------------------------ phases
-    def _collect_row(self, elapsed: float) -> dict[str, Any]:
-        """The frames collected since the last row, as the sync trainer's collection columns."""
-        assert self.writer is not None and self.collection is not None
+    def _take_collection_stats(self) -> None:
+        """Move the writer's counts into ``frames`` and the epoch in flight's ``collect_row``
+        (checkpointed with it, so an interrupted epoch's row still counts what it collected)."""
+        assert self.writer is not None and self.in_progress is not None
         frames, episodes, ret_sum = self.writer.take_stats()
         self.frames += frames
         self._counted_frames += frames
+        acc = self.in_progress.collect_row
+        for key, value in (("frames", frames), ("episodes", episodes), ("return_sum", ret_sum)):
+            acc[key] = acc.get(key, 0) + value
+
+    def _collect_row(self, elapsed: float) -> dict[str, Any]:
+        """The frames collected during this epoch, as the sync trainer's collection columns."""
+        assert self.in_progress is not None and self.collection is not None
+        self._take_collection_stats()
+        acc = self.in_progress.collect_row
+        frames, episodes, ret_sum = acc["frames"], acc["episodes"], acc["return_sum"]
         with self.replay_lock:
             tokens, segments = len(self.replay), self.replay.num_segments
         out: dict[str, Any] = {
@@ -215,8 +226,11 @@ class AsyncTrainer(Trainer):
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> Any:
-        """As the sync trainer's, with the replay held still (the writer waits)."""
+        """As the sync trainer's, with the replay held still (the writer waits); an interrupted
+        epoch's frames so far are counted first, so ``frames`` matches the saved replay."""
         with self.replay_lock:
+            if self.in_progress is not None and self.writer is not None:  # Ctrl-C mid-epoch
+                self._take_collection_stats()
             return super().save()
 
     def close(self) -> None:

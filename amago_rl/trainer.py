@@ -10,6 +10,12 @@ made, the exploration schedule, the time spent): on resume that epoch continues 
 without a second collection and with only its missing updates, so an interrupted run ends with the
 same ``frames``/``updates`` counts and one metrics row per epoch, as an uninterrupted one.
 
+The loop only loops: its parts (agent, env constructor, rollout policy, segmenter, replay, eval
+env) come from :func:`amago_rl.experiment.build_parts` or from the caller (``parts=``), and the
+interrupt / resume state (epoch in flight, Ctrl-C handling, what a checkpoint holds) lives in
+:mod:`amago_rl.run_state`. ``trainer.mode=async`` is :class:`amago_rl.async_trainer.AsyncTrainer`
+(build either with :func:`amago_rl.async_trainer.make_trainer`).
+
 Under ``torchrun`` every process runs this loop on its own data and the updates are data-parallel
 (:mod:`amago_rl.distributed`): rank 0 alone logs, evaluates and writes checkpoints, and the stop
 decisions (Ctrl-C, whether the replay can be sampled) are taken by all ranks together.

@@ -124,7 +124,9 @@ def test_async_run_overlaps_syncs_weights_and_resumes_after_ctrl_c(
     table = rows(tmp_path)
     assert [r["epoch"] for r in table] == ["0", "1"]
     assert [int(r["updates"]) for r in table] == [12, 24]
-    assert int(table[1]["frames"]) > int(table[0]["frames"]) > 0
+    # the resumed epoch may end before the new actors deliver (the learner does not wait); what
+    # the first session collected in it was counted at the interrupt and stays counted
+    assert int(table[1]["frames"]) >= state["counters"]["frames"] >= int(table[0]["frames"]) > 0
     assert table[1]["eval/return"], "the last epoch is evaluated"
     final = load_latest(tmp_path)
     assert final is not None and final["epoch_in_progress"] is None
