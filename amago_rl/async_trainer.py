@@ -49,8 +49,9 @@ MODES = ("sync", "async")
 class AsyncTrainer(Trainer):
     """:class:`~amago_rl.trainer.Trainer` with collection running beside the updates.
 
-    Same arguments, artefacts and checkpoints as the sync trainer (a run can be resumed in either
-    mode). See the module docstring for what an epoch means here.
+    Same arguments, artefacts and checkpoint format as the sync trainer; resume a run in the mode
+    it was trained in (the run's saved config keeps ``trainer.mode``; switching modes on resume is
+    untested). See the module docstring for what an epoch means here.
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: Any, parts: Parts | None = None) -> None:
