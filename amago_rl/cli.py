@@ -8,6 +8,7 @@ Examples::
     amago-train run_dir=runs/my_run resume=true   # continue a run where its checkpoint left off
     amago-train experiment=none env.name=my_pkg.envs:make_env   # a gymnasium Env or EnvBase
     torchrun --nproc_per_node 2 -m amago_rl.cli run_dir=runs/ddp   # data-parallel (README)
+    amago-train trainer.mode=async                # actors collect while the learner updates
 
 The config tree lives in ``amago_rl/configs`` (also reachable as ``configs/`` in a checkout) and is
 validated against :class:`amago_rl.config.TrainConfig`: unknown keys fail before anything runs.
@@ -131,7 +132,7 @@ def _report(trainer: Trainer, run_dir: Path) -> str:
 def _run(cfg: DictConfig) -> None:
     _quiet_libraries()
     from amago_rl import distributed
-    from amago_rl.trainer import Trainer
+    from amago_rl.async_trainer import make_trainer
 
     _quiet_libraries()  # torchrl sets its logger's level when imported
 
@@ -139,7 +140,7 @@ def _run(cfg: DictConfig) -> None:
         conf = _final_config(cfg, list(HydraConfig.get().overrides.task))
         distributed.check_run_dir(conf.run_dir)
         run_dir = Path(conf.run_dir or HydraConfig.get().runtime.output_dir)
-        trainer = Trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
+        trainer = make_trainer(conf, run_dir)  # writes run_dir/config.yaml (resolved)
     except USER_ERRORS as err:
         distributed.shutdown()
         sys.exit(f"amago-train: error: {err}")

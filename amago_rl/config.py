@@ -229,6 +229,12 @@ class TrainerConfig:
     online_after_epoch: int = 0
     #: show a progress bar.
     progress: bool = True
+    #: "sync": collect an epoch, then update (deterministic with one worker). "async": the actors
+    #: collect in worker processes while the learner updates; an epoch is updates_per_epoch updates
+    #: (amago_rl/async_trainer.py; not reproducible, one process only).
+    mode: str = "sync"
+    #: async mode: updates between two pushes of the learner's weights to the actors.
+    weight_sync_interval: int = 50
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Build every part of a training run from a :class:`~amago_rl.config.TrainConfig`.
 
-Kept apart from the epoch loop (``trainer.py``) so users can build the same parts in their own
-code and so each config error surfaces at start, with the valid choices spelled out.
+Kept apart from the loops (``trainer.py``, ``async_trainer.py``) so users can build the same parts
+in their own code, change or replace any of them, and hand them to a trainer
+(``Trainer(cfg, run_dir, parts=build_parts(cfg, ...))``), and so each config error surfaces at
+start, with the valid choices spelled out.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,12 @@ from torch import nn
 from torchrl.envs import EnvBase
 from torchrl.objectives import SoftUpdate
 
+from amago_rl import keys
+from amago_rl.collectors import make_rollout_policy
+from amago_rl.collectors.rollout_policy import RolloutPolicy
 from amago_rl.config import LOSS_DEFAULTS, MULTITASK_LOSS_OPTIONS, TrainConfig
+from amago_rl.data import OfflineOnlineReplay, SequenceReplay, TrajectorySegmenter, offline_replay
+from amago_rl.data.window_sampler import WINDOW_PLACEMENTS
 from amago_rl.discounts import make_gammas
 from amago_rl.envs.registry import make_env
 from amago_rl.modules.builder import AMAGOModules, make_amago_modules
@@ -234,3 +242,138 @@ def build_exploration(cfg: TrainConfig, env: EnvBase) -> nn.Module | None:
             "steps), e.g. exploration.kwargs.rollout_horizon=500."
         )
     return cls(spec, **cfg.exploration.kwargs)
+
+
+@dataclass
+class Parts:
+    """Everything a trainer loops over (:func:`build_parts` makes them from a config).
+
+    ``make_train_env`` is the picklable constructor of one actor's batched env (collector workers
+    call it); ``rollout_policy`` is the learner's acting policy (actor + exploration, sharing the
+    agent's parameters); ``segmenter`` cuts collector batches into stored trajectory segments for
+    ``replay``; ``eval_env`` is None on processes that do not evaluate (ranks > 0).
+    """
+
+    agent: Agent
+    make_train_env: Callable[[], EnvBase]
+    rollout_policy: RolloutPolicy
+    segmenter: TrajectorySegmenter
+    replay: SequenceReplay | OfflineOnlineReplay
+    eval_env: EnvBase | None
+
+
+def check_run_shape(cfg: TrainConfig) -> None:
+    """Collector and replay options that no constructor checks before training starts."""
+    c = cfg.collector
+    if c.num_workers < 1 or c.envs_per_worker < 1:
+        raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
+    if cfg.trainer.online_after_epoch > 0 and cfg.replay.offline_dataset is None:
+        raise ValueError(
+            f"trainer.online_after_epoch={cfg.trainer.online_after_epoch} collects nothing "
+            "before that epoch, and replay.offline_dataset is not set, so there is nothing "
+            "to train on: pass replay.offline_dataset=<minari:id | d4rl:id | file.npz> (e.g. "
+            "one made by benchmarks/learning/make_offline_dataset.py), or "
+            "trainer.online_after_epoch=0."
+        )
+    if cfg.replay.offline_dataset is not None and cfg.trainer.mode == "async":
+        raise ValueError(
+            "replay.offline_dataset is not supported with trainer.mode=async yet (its offline / "
+            "online mix and trainer.online_after_epoch are scheduled by the sync loop): use "
+            "trainer.mode=sync."
+        )
+    if cfg.replay.offline_dataset is not None and cfg.replay.relabel is not None:
+        raise ValueError("replay.relabel does not apply to replay.offline_dataset yet.")
+    if cfg.replay.window_placement not in WINDOW_PLACEMENTS:
+        raise ValueError(
+            f"replay.window_placement must be one of {WINDOW_PLACEMENTS}, "
+            f"got {cfg.replay.window_placement!r}."
+        )
+
+
+def build_parts(
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    replay_dir: str | Path | None,
+    evaluate: bool = True,
+) -> Parts:
+    """Build a run's :class:`Parts` from ``cfg``.
+
+    Args:
+        cfg: the run config.
+        device: where the agent lives.
+        seed: this process's seed (``cfg.seed`` in one process; the trainer seeds torch with it
+            first). The train envs, the replay's sampling and the collectors draw their streams
+            from it (:func:`stream_seed`); the eval envs from ``cfg.seed``.
+        replay_dir: the replay's scratch directory (memmap files), e.g. ``run_dir / "replay"``.
+        evaluate: build the evaluation env (False on the ranks > 0 of a data-parallel run).
+    """
+    check_run_shape(cfg)
+    c = cfg.collector
+    make_train_env = env_factory(
+        cfg, num_envs=c.envs_per_worker, seed=stream_seed(seed, TRAIN_ENVS)
+    )
+    probe = make_train_env()
+    agent = build_agent(cfg, probe, device)
+    obs_keys = stored_obs_keys(probe, cfg.tstep.obs_keys)
+    offline = build_offline_replay(cfg, probe, obs_keys, replay_dir, seed)
+    probe.close()
+    rollout_policy = make_rollout_policy(
+        agent.modules.policy,
+        agent.exploration,
+        actor_deterministic=not cfg.trainer.sample_actions,
+    )
+    eval_env = None
+    if evaluate:
+        eval_env = env_factory(
+            cfg,
+            num_envs=c.envs_per_worker,
+            seed=stream_seed(cfg.seed, EVAL_ENVS),
+            **cfg.env.eval_kwargs,
+        )()
+    # env.on_nonfinite=warn: FiniteCheck marks replaced env data; those steps stay out of replay
+    flag = keys.NONFINITE if cfg.env.on_nonfinite == "warn" else None
+    segmenter = TrajectorySegmenter(obs_keys, save_every=cfg.replay.save_every, nonfinite_key=flag)
+    replay = SequenceReplay(
+        cfg.replay.capacity,
+        cfg.model.max_seq_len,
+        cfg.trainer.batch_size,
+        scratch_dir=replay_dir,
+        relabel=build_relabeler(cfg.replay.relabel),
+        seed=seed,
+        window_placement=cfg.replay.window_placement,
+    )
+    if offline is not None:
+        replay = OfflineOnlineReplay(
+            offline,
+            replay,
+            offline_fraction=cfg.replay.offline_fraction,
+            anneal_collections=cfg.replay.offline_anneal_epochs,
+        )
+    return Parts(agent, make_train_env, rollout_policy, segmenter, replay, eval_env)
+
+
+def build_offline_replay(
+    cfg: TrainConfig,
+    env: EnvBase,
+    obs_keys: list[Any],
+    replay_dir: str | Path | None,
+    seed: int,
+) -> SequenceReplay | None:
+    """The dataset's replay (``replay.offline_dataset``), rebuilt from it at every start, in
+    ``replay_dir / "offline"``; None without a dataset."""
+    r = cfg.replay
+    if r.offline_dataset is None:
+        return None
+    return offline_replay(
+        r.offline_dataset,
+        env,
+        obs_keys,
+        max_seq_len=cfg.model.max_seq_len,
+        batch_size=cfg.trainer.batch_size,
+        scratch_dir=None if replay_dir is None else Path(replay_dir) / "offline",
+        seed=seed + 1,
+        window_placement=r.window_placement,
+        **r.offline_kwargs,
+    )

@@ -10,6 +10,12 @@ made, the exploration schedule, the time spent): on resume that epoch continues 
 without a second collection and with only its missing updates, so an interrupted run ends with the
 same ``frames``/``updates`` counts and one metrics row per epoch, as an uninterrupted one.
 
+The loop only loops: its parts (agent, env constructor, rollout policy, segmenter, replay, eval
+env) come from :func:`amago_rl.experiment.build_parts` or from the caller (``parts=``), and the
+interrupt / resume state (epoch in flight, Ctrl-C handling, what a checkpoint holds) lives in
+:mod:`amago_rl.run_state`. ``trainer.mode=async`` is :class:`amago_rl.async_trainer.AsyncTrainer`
+(build either with :func:`amago_rl.async_trainer.make_trainer`).
+
 Under ``torchrun`` every process runs this loop on its own data and the updates are data-parallel
 (:mod:`amago_rl.distributed`): rank 0 alone logs, evaluates and writes checkpoints, and the stop
 decisions (Ctrl-C, whether the replay can be sampled) are taken by all ranks together.
@@ -19,10 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +35,43 @@ from omegaconf import OmegaConf
 from tensordict import TensorDictBase
 
 from amago_rl import distributed, keys
-from amago_rl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
-from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
+from amago_rl.checkpoint import load_latest, save_checkpoint
+from amago_rl.collectors import evaluate_policy, make_collector
 from amago_rl.config import TrainConfig
-from amago_rl.data import OfflineOnlineReplay, SequenceReplay, TrajectorySegmenter, offline_replay
-from amago_rl.data.window_sampler import WINDOW_PLACEMENTS
-from amago_rl.experiment import (
-    COLLECTOR,
-    EVAL_ENVS,
-    TRAIN_ENVS,
-    build_agent,
-    build_relabeler,
-    env_factory,
-    stored_obs_keys,
-    stream_seed,
-)
+from amago_rl.data import OfflineOnlineReplay
+from amago_rl.experiment import COLLECTOR, Parts, build_parts, check_run_shape, stream_seed
 from amago_rl.run_config import RUN_CONFIG, check_resumable
 from amago_rl.run_metrics import MetricsTable, make_logger, plot_learning_curve
+from amago_rl.run_state import (
+    EpochProgress,
+    GracefulStop,
+    restore_training_state,
+    training_state,
+)
 
 log = logging.getLogger("amago_rl")
 
 
-@dataclass
-class EpochProgress:
-    """The epoch in flight: its collection row, the updates made so far, the time spent on it while
-    paused (an epoch interrupted by Ctrl-C) and, while it runs, when this stretch started
-    (``time.perf_counter()``; None while paused)."""
-
-    collect_row: dict[str, Any]
-    updates: int = 0
-    prior_wall_time: float = 0.0
-    started: float | None = None
-
-    def elapsed(self) -> float:
-        running = 0.0 if self.started is None else time.perf_counter() - self.started
-        return self.prior_wall_time + running
-
-    def resume(self) -> None:
-        self.started = time.perf_counter()
-
-    def pause(self) -> None:
-        self.prior_wall_time, self.started = self.elapsed(), None
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "collect_row": self.collect_row,
-            "updates": self.updates,
-            "wall_time": self.elapsed(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EpochProgress:
-        return cls(state["collect_row"], state["updates"], state["wall_time"])
-
-
 class Trainer:
-    """Runs a :class:`~amago_rl.config.TrainConfig` in ``run_dir``."""
+    """Runs a :class:`~amago_rl.config.TrainConfig` in ``run_dir``.
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+    Args:
+        cfg: the run config.
+        run_dir: where config, metrics, plots, checkpoints and the replay go.
+        parts: the run's parts (agent, env constructor, rollout policy, segmenter, replay, eval
+            env); default :func:`~amago_rl.experiment.build_parts` of ``cfg``. Pass your own (e.g.
+            built by ``build_parts`` and then changed) to train them with this loop; their replay
+            should live in ``distributed.replay_dir(run_dir)`` for checkpoints to find it.
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, parts: Parts | None = None) -> None:
         self.cfg = cfg
+        if cfg.trainer.mode != "sync" and type(self) is Trainer:
+            raise ValueError(
+                f"trainer.mode={cfg.trainer.mode!r}: Trainer runs the sync loop; build the trainer "
+                "with amago_rl.async_trainer.make_trainer(cfg, run_dir) (or AsyncTrainer), as "
+                "amago-train does, or set trainer.mode=sync."
+            )
         self.run_dir = Path(run_dir)
         resuming = check_resumable(self.run_dir, cfg.resume)  # before anything is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,64 +82,23 @@ class Trainer:
         self.is_main = distributed.is_main()
         self.seed = distributed.process_seed(cfg.seed)  # cfg.seed in one process
         torch.manual_seed(self.seed)
-        c = cfg.collector
-        if c.num_workers < 1 or c.envs_per_worker < 1:
-            raise ValueError("collector.num_workers and collector.envs_per_worker must be >= 1.")
-        if cfg.trainer.online_after_epoch > 0 and cfg.replay.offline_dataset is None:
-            raise ValueError(
-                f"trainer.online_after_epoch={cfg.trainer.online_after_epoch} collects nothing "
-                "before that epoch, and replay.offline_dataset is not set, so there is nothing "
-                "to train on: pass replay.offline_dataset=<minari:id | d4rl:id | file.npz> (e.g. "
-                "one made by benchmarks/learning/make_offline_dataset.py), or "
-                "trainer.online_after_epoch=0."
-            )
-        if cfg.replay.window_placement not in WINDOW_PLACEMENTS:
-            raise ValueError(
-                f"replay.window_placement must be one of {WINDOW_PLACEMENTS}, "
-                f"got {cfg.replay.window_placement!r}."
-            )
-        self.make_train_env = env_factory(
-            cfg, num_envs=c.envs_per_worker, seed=stream_seed(self.seed, TRAIN_ENVS)
-        )
-        probe = self.make_train_env()
-        self.agent = build_agent(cfg, probe, self.device)
-        obs_keys = stored_obs_keys(probe, cfg.tstep.obs_keys)
-        offline = self._offline_replay(probe, obs_keys)
-        probe.close()
-        self.rollout_policy = make_rollout_policy(
-            self.agent.modules.policy,
-            self.agent.exploration,
-            actor_deterministic=not cfg.trainer.sample_actions,
-        )
-        self.eval_env = None  # rank 0 evaluates
-        if self.is_main:
-            self.eval_env = env_factory(
+        if parts is None:
+            parts = build_parts(
                 cfg,
-                num_envs=c.envs_per_worker,
-                seed=stream_seed(cfg.seed, EVAL_ENVS),
-                **cfg.env.eval_kwargs,
-            )()
-        # env.on_nonfinite=warn: FiniteCheck marks replaced env data; those steps stay out of replay
-        flag = keys.NONFINITE if cfg.env.on_nonfinite == "warn" else None
-        self.segmenter = TrajectorySegmenter(
-            obs_keys, save_every=cfg.replay.save_every, nonfinite_key=flag
-        )
-        self.replay = SequenceReplay(
-            cfg.replay.capacity,
-            cfg.model.max_seq_len,
-            cfg.trainer.batch_size,
-            scratch_dir=distributed.replay_dir(self.run_dir),
-            relabel=build_relabeler(cfg.replay.relabel),
-            seed=self.seed,
-            window_placement=cfg.replay.window_placement,
-        )
-        if offline is not None:
-            self.replay = OfflineOnlineReplay(
-                offline,
-                self.replay,
-                offline_fraction=cfg.replay.offline_fraction,
-                anneal_collections=cfg.replay.offline_anneal_epochs,
+                device=self.device,
+                seed=self.seed,
+                replay_dir=distributed.replay_dir(self.run_dir),
+                evaluate=self.is_main,  # rank 0 evaluates
             )
+        else:
+            check_run_shape(cfg)
+        self.parts = parts
+        self.agent = parts.agent
+        self.make_train_env = parts.make_train_env
+        self.rollout_policy = parts.rollout_policy
+        self.eval_env = parts.eval_env
+        self.segmenter = parts.segmenter
+        self.replay = parts.replay
         self.metrics = MetricsTable(self.run_dir / "metrics.csv")
         self.logger = None
         if self.is_main:
@@ -175,61 +116,13 @@ class Trainer:
             self.agent.loss, self.device, cfg.distributed.find_unused_parameters
         )
         self.collector = None
-        self._stop_requested = False
+        self.stop = GracefulStop()
         self.interrupted = False  # the last train() stopped on Ctrl-C
         self.last_checkpoint: Path | None = None
 
-    def _offline_replay(self, env: Any, obs_keys: list[Any]) -> SequenceReplay | None:
-        """The dataset's replay (``replay.offline_dataset``), rebuilt from it at every start."""
-        r = self.cfg.replay
-        if r.offline_dataset is None:
-            return None
-        if r.relabel is not None:
-            raise ValueError("replay.relabel does not apply to replay.offline_dataset yet.")
-        scratch = distributed.replay_dir(self.run_dir) / "offline"
-        return offline_replay(
-            r.offline_dataset,
-            env,
-            obs_keys,
-            max_seq_len=self.cfg.model.max_seq_len,
-            batch_size=self.cfg.trainer.batch_size,
-            scratch_dir=scratch,
-            seed=self.seed + 1,
-            window_placement=r.window_placement,
-            **r.offline_kwargs,
-        )
-
-    # ------------------------------------------------------------------ Ctrl-C
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        """First Ctrl-C: stop at the next safe point (after the current update) and checkpoint.
-        Second Ctrl-C: interrupt immediately (the checkpoint is attempted but may fail)."""
-        if self._stop_requested:
-            raise KeyboardInterrupt
-        self._stop_requested = True
-        log.warning(
-            "Ctrl-C: stopping at the next safe point (after the current update, collection or "
-            "evaluation) and saving a checkpoint "
-            "(press Ctrl-C again to interrupt immediately)."
-        )
-
-    @contextlib.contextmanager
-    def _graceful_sigint(self) -> Any:
-        """Route SIGINT to :meth:`_on_sigint` while training (main thread only). An interrupt
-        raised inside a functional-parameter swap (``to_module``) can turn into a different
-        error on the way out, so the loop only stops between updates."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
     def _stopping(self) -> bool:
-        """Whether to stop at this safe point: a Ctrl-C seen by any rank stops every rank here."""
-        self._stop_requested = distributed.any_rank(self._stop_requested)
-        return self._stop_requested
+        """Whether to stop at this safe point (a Ctrl-C seen by any rank stops every rank)."""
+        return self.stop.stopping()
 
     # ------------------------------------------------------------------ main loop
     def train(self) -> None:
@@ -246,15 +139,15 @@ class Trainer:
         self.segmenter.clear()  # a new collector numbers trajectories from 0 again
         batches = iter(self.collector)
         bar = _progress(t.epochs, self.epoch, t.progress and self.is_main)
-        self._stop_requested = False
+        self.stop.requested = False
         try:
-            with self._graceful_sigint():
+            with self.stop.installed():
                 self._run_epochs(batches, bar)
         except KeyboardInterrupt:
-            self._stop_requested = True
+            self.stop.requested = True
         finally:
-            self.interrupted = self._stop_requested
-            if self._stop_requested:
+            self.interrupted = self.stop.requested
+            if self.stop.requested:
                 log.warning(
                     "Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch
                 )
@@ -373,7 +266,7 @@ class Trainer:
             for _ in range(num_updates):
                 if self._stopping():  # Ctrl-C: stop between updates
                     break
-                batch = self.replay.sample().to(self.device)
+                batch = self._sample().to(self.device)
                 with autocast:
                     out = self.learner(batch)
                 total = sum(v for k, v in out.items() if k.startswith("loss_"))
@@ -384,6 +277,7 @@ class Trainer:
                 a.scheduler.step()
                 a.updater.step()
                 self.updates += 1
+                self._after_update()
                 for k, v in out.items():
                     if v.numel() == 1:
                         sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -398,6 +292,13 @@ class Trainer:
         stats = distributed.mean_over_ranks(stats)
         stats["learn/lr"] = a.scheduler.get_last_lr()[0]
         return stats
+
+    def _sample(self) -> TensorDictBase:
+        """One training batch from the replay (the async trainer reads it under its lock)."""
+        return self.replay.sample()
+
+    def _after_update(self) -> None:
+        """Called after each update (the async trainer syncs the actors' weights here)."""
 
     def _evaluate(self) -> dict[str, Any]:
         t = self.cfg.trainer
@@ -422,23 +323,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        a = self.agent
-        return {
-            "loss": a.loss.state_dict(),
-            "optimizer": a.optimizer.state_dict(),
-            "scheduler": a.scheduler.state_dict(),
-            "exploration": None if a.exploration is None else a.exploration.state_dict(),
-            "rng": rng_state(),
-            "replay_rng": self.replay.generator.get_state(),
-            "world_size": distributed.world_size(),
-            "counters": {
-                "epoch": self.epoch,
-                "frames": self.frames,
-                "updates": self.updates,
-                "wall_time": self.wall_time,
-            },
-            "epoch_in_progress": None if self.in_progress is None else self.in_progress.to_state(),
+        counters = {
+            "epoch": self.epoch,
+            "frames": self.frames,
+            "updates": self.updates,
+            "wall_time": self.wall_time,
         }
+        return training_state(self.agent, self.replay, counters, self.in_progress)
 
     def save(self) -> Path | None:
         """Every rank saves its replay; rank 0 writes the checkpoint (the other ranks, their RNG
@@ -453,23 +344,11 @@ class Trainer:
     def _resume(self) -> None:
         state = load_latest(self.run_dir)
         assert state is not None, "check_resumable found the checkpoint"
-        distributed.check_world_size(state)
-        a = self.agent
-        a.loss.load_state_dict(state["loss"])
-        a.optimizer.load_state_dict(state["optimizer"])
-        a.scheduler.load_state_dict(state["scheduler"])
-        if a.exploration is not None and state["exploration"] is not None:
-            a.exploration.load_state_dict(state["exploration"])
-        own = distributed.own_rng_state(state, self.replay.scratch_dir)
-        if own is not None:
-            set_rng_state(own["rng"])
-            self.replay.generator.set_state(own["replay_rng"])
-        c = state["counters"]
-        self.epoch, self.frames, self.updates = c["epoch"], c["frames"], c["updates"]
-        self.wall_time = c["wall_time"]
-        in_progress = state.get("epoch_in_progress")  # absent in checkpoints before 2026-11-25
-        self.in_progress = None if in_progress is None else EpochProgress.from_state(in_progress)
-        self.replay.load()
+        counters, self.in_progress = restore_training_state(state, self.agent, self.replay)
+        self.epoch, self.frames, self.updates = (
+            counters[k] for k in ("epoch", "frames", "updates")
+        )
+        self.wall_time = counters["wall_time"]
         self.metrics.truncate(self.epoch)
         log.info("Resumed %s at epoch %d (%d frames).", self.run_dir, self.epoch, self.frames)
         if self.in_progress is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from amago_rl.async_trainer import make_trainer
 from amago_rl.cli import load_config
 from amago_rl.trainer import Trainer
 
@@ -54,7 +55,7 @@ def test_readme_command_builds(
         args = [a for a in args if not a.startswith("run_dir=")] + [f"run_dir={run}"]
     cfg = load_config(args)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else tmp_path / "run"
-    trainer = Trainer(cfg, run_dir)
+    trainer = make_trainer(cfg, run_dir)  # as amago-train does (trainer.mode)
     try:
         assert trainer.agent.loss is not None
     finally:

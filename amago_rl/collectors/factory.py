@@ -70,6 +70,7 @@ def make_collector(
     total_frames: int = -1,
     device: str | torch.device = "cpu",
     seed: int | None = None,
+    processes: bool = False,
     **collector_kwargs: Any,
 ) -> BaseCollector:
     """Build the collector for ``num_workers`` actors.
@@ -85,7 +86,8 @@ def make_collector(
             shared memory, so in-place updates (optimizer steps) already reach the workers,
             even mid-batch; replaced tensors (and any non-CPU learner) need the push. Call it
             after every learning phase.
-        num_workers: 1 -> ``Collector``; N > 1 -> ``MultiAsyncCollector`` over N processes.
+        num_workers: 1 -> ``Collector``; N > 1 (or ``processes``) -> ``MultiAsyncCollector``
+            over N processes.
         frames_per_batch: env steps per yielded batch, summed over the ``k`` envs of one worker
             (a batch is ``[k, frames_per_batch // k]``; with several workers each batch comes
             from one worker, in completion order).
@@ -96,6 +98,8 @@ def make_collector(
             its first env seed, so workers sample different actions. ``None``: a seed drawn from
             torch's RNG, because freshly spawned processes all start from torch's same default
             seed and would otherwise sample identical random streams.
+        processes: run even a single worker in its own process (``MultiAsyncCollector``), e.g.
+            to collect while this process learns (``trainer.mode=async``).
         **collector_kwargs: any other option of the TorchRL collector (``postproc``,
             ``trajs_per_batch``, ``replay_buffer``, ``exploration_type``, ...).
 
@@ -123,7 +127,7 @@ def make_collector(
         "auto_register_policy_transforms": False,
     }
     options.update(collector_kwargs)
-    if num_workers == 1:
+    if num_workers == 1 and not processes:
         collector: BaseCollector = RolloutCollector(create_env_fn, policy, **options)
     else:
         options.setdefault("num_sub_threads", 1)  # one torch thread per collecting process
