@@ -87,3 +87,42 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing and os.environ.get("CI") != "true":
             pytest.skip(f"needs the '{extra}' extra ({', '.join(missing)} not installed)")
+
+
+@pytest.fixture
+def preset_rollout() -> Callable[..., tuple[object, object]]:
+    """``agent, data = preset_rollout(cfg)``: the config's agent (``experiment.build_agent``) and
+    ``num_envs`` x ``steps`` steps collected by its real rollout policy (actor + exploration)
+    through ``make_collector`` in two batches; ``data`` is the TensorDict ``[num_envs, steps]``."""
+
+    def run(cfg: object, steps: int = 20, num_envs: int = 2) -> tuple[object, object]:
+        from amago_rl.collectors import make_collector, make_rollout_policy
+        from amago_rl.experiment import build_agent, env_factory
+
+        env_fn = env_factory(cfg, num_envs=num_envs, seed=0)
+        agent = build_agent(cfg, env_fn(), torch.device("cpu"))
+        policy = make_rollout_policy(agent.modules.policy, agent.exploration)
+        frames = num_envs * steps
+        collector = make_collector(
+            env_fn, policy, frames_per_batch=frames // 2, total_frames=frames, seed=0
+        )
+        try:
+            data = torch.cat(list(collector), dim=1)
+        finally:
+            collector.shutdown()
+        return agent, data
+
+    return run
+
+
+@pytest.fixture
+def hide_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``hide_module("minigrid")``: ``import minigrid`` (and its submodules) fails in this test,
+    as if the optional package were not installed."""
+
+    def hide(name: str) -> None:
+        for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+            monkeypatch.delitem(sys.modules, loaded)
+        monkeypatch.setitem(sys.modules, name, None)
+
+    return hide

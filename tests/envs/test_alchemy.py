@@ -10,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import make_collector, make_rollout_policy
 from amago_rl.envs.builtin.alchemy import AlchemyEpisode, SymbolicAlchemy
 from amago_rl.envs.builtin.alchemy_chemistry import (
     CORNERS,
@@ -24,7 +22,6 @@ from amago_rl.envs.builtin.alchemy_chemistry import (
     valid_graphs,
 )
 from amago_rl.envs.registry import make_env
-from amago_rl.experiment import build_agent, env_factory
 from amago_rl.trainer import Trainer
 
 
@@ -220,16 +217,11 @@ def test_torchrl_specs_through_make_env() -> None:
 
 
 @pytest.mark.parametrize("preset", ["alchemy_cpu", "alchemy"])
-def test_preset_collects_with_the_real_policy(preset: str) -> None:
+def test_preset_collects_with_the_real_policy(
+    preset: str, preset_rollout: Callable[..., tuple]
+) -> None:
     cfg = load_config([f"experiment={preset}", "collector.envs_per_worker=2"])
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    agent = build_agent(cfg, env_fn(), torch.device("cpu"))
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 10, total_frames=2 * 20, seed=0)
-    try:
-        data = torch.cat(list(collector), dim=1)
-    finally:
-        collector.shutdown()
+    _, data = preset_rollout(cfg)
     size = 39 if preset == "alchemy" else 22
     assert data["observation"].shape == (2, 20, size)
     assert data["action"].shape[-1] == (40 if preset == "alchemy" else 15)

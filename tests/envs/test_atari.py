@@ -4,7 +4,7 @@ set, the per-copy game assignment, time limit, area resizing, errors, and the at
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -85,10 +85,8 @@ def test_bad_games_and_options_say_what_is_valid() -> None:
         make_env("atari_multigame", assign="round_robin")
 
 
-def test_missing_ale_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "ale_py" or m.startswith("ale_py.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "ale_py", None)  # makes `import ale_py` fail
+def test_missing_ale_py_names_the_extra(hide_module: Callable[[str], None]) -> None:
+    hide_module("ale_py")  # makes `import ale_py` fail
     with pytest.raises(OptionalDependencyError, match=r'pip install -e "\.\[atari\]"'):
         make_env("ale/Pong")
     with pytest.raises(OptionalDependencyError, match=r"\[atari\]"):

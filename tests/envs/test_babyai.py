@@ -4,7 +4,6 @@ errors, and the babyai_cpu preset through the real policy and the console script
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -13,10 +12,8 @@ import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import make_collector, make_rollout_policy
 from amago_rl.envs.registry import make_env
 from amago_rl.errors import OptionalDependencyError
-from amago_rl.experiment import build_agent, env_factory
 
 needs_babyai = pytest.mark.needs_extra("babyai", "minigrid")
 
@@ -99,26 +96,18 @@ def test_task_sets_and_errors() -> None:
         env.reset(seed=0)
 
 
-def test_missing_minigrid_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "minigrid" or m.startswith("minigrid.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "minigrid", None)  # makes `import minigrid` fail
+def test_missing_minigrid_names_the_extra(hide_module: Callable[[str], None]) -> None:
+    hide_module("minigrid")  # makes `import minigrid` fail
     with pytest.raises(OptionalDependencyError, match=r'pip install -e "\.\[babyai\]"'):
         make_env("babyai")
 
 
 @needs_babyai
-def test_babyai_cpu_preset_collects_with_the_real_policy() -> None:
+def test_babyai_cpu_preset_collects_with_the_real_policy(
+    preset_rollout: Callable[..., tuple],
+) -> None:
     cfg = load_config(["experiment=babyai_cpu"])
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    agent = build_agent(cfg, env_fn(), torch.device("cpu"))
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 10, total_frames=2 * 20, seed=0)
-    try:
-        batches = list(collector)
-    finally:
-        collector.shutdown()
-    data = torch.cat(batches, dim=1)
+    _, data = preset_rollout(cfg)
     assert data["grid"].shape == (2, 20, 980) and data["mission"].shape == (2, 20, 297)
     assert data["action"].shape == (2, 20, 7) and bool((data["action"].sum(-1) == 1).all())
 

@@ -4,7 +4,6 @@ through the real policy and the console script."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -13,10 +12,8 @@ import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import make_collector, make_rollout_policy
 from amago_rl.envs.registry import list_envs, make_env
 from amago_rl.errors import OptionalDependencyError, SetupError
-from amago_rl.experiment import build_agent, env_factory
 
 needs_dmc = pytest.mark.needs_extra("dmc", "dm_control")
 
@@ -101,10 +98,8 @@ def test_bad_names_and_options_say_what_is_valid() -> None:
         make_env("dmc/cartpole-swingup", task_kwargs={"time_limit": 5})
 
 
-def test_missing_dm_control_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "dm_control" or m.startswith("dm_control.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "dm_control", None)  # makes `import dm_control` fail
+def test_missing_dm_control_names_the_extra(hide_module: Callable[[str], None]) -> None:
+    hide_module("dm_control")  # makes `import dm_control` fail
     with pytest.raises(OptionalDependencyError, match=r'pip install -e "\.\[dmc\]"'):
         make_env("dmc/cartpole-swingup")
 
@@ -127,17 +122,9 @@ def test_mujoco_too_new_for_dm_control_says_which_to_install(
 
 
 @needs_dmc
-def test_dmc_cpu_preset_collects_with_the_real_policy() -> None:
+def test_dmc_cpu_preset_collects_with_the_real_policy(preset_rollout: Callable[..., tuple]) -> None:
     cfg = load_config(["experiment=dmc_cpu", "collector.envs_per_worker=2"])
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    agent = build_agent(cfg, env_fn(), torch.device("cpu"))
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 10, total_frames=2 * 20, seed=0)
-    try:
-        batches = list(collector)
-    finally:
-        collector.shutdown()
-    data = torch.cat(batches, dim=1)
+    _, data = preset_rollout(cfg)
     assert data["observation"].shape == (2, 20, 5)
     action = data["action"]
     assert action.shape == (2, 20, 1) and bool(((action >= -1) & (action <= 1)).all())

@@ -13,10 +13,8 @@ import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import make_collector, make_rollout_policy
 from amago_rl.envs.registry import make_env
 from amago_rl.errors import OptionalDependencyError
-from amago_rl.experiment import build_agent, env_factory
 
 needs_box2d = pytest.mark.needs_extra("box2d", "Box2D")
 
@@ -78,19 +76,13 @@ def test_other_missing_gymnasium_dependencies_keep_gymnasiums_error(
 
 
 @needs_box2d
-def test_lunar_lander_cpu_preset_collects_with_the_real_policy() -> None:
+def test_lunar_lander_cpu_preset_collects_with_the_real_policy(
+    preset_rollout: Callable[..., tuple],
+) -> None:
     cfg = load_config(["experiment=lunar_lander_cpu"])
     assert cfg.agent.actor_kwargs == {"prob_low": 1e-6, "prob_high": 1.0}
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    agent = build_agent(cfg, env_fn(), torch.device("cpu"))
+    agent, data = preset_rollout(cfg)
     assert agent.modules.actor_head.prob_low == 1e-6, "AMAGO example 01's probability clip"
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 10, total_frames=2 * 20, seed=0)
-    try:
-        batches = list(collector)
-    finally:
-        collector.shutdown()
-    data = torch.cat(batches, dim=1)
     assert data["observation"].shape == (2, 20, 8)
     action = data["action"]
     assert action.shape == (2, 20, 4) and bool((action.sum(-1) == 1).all())

@@ -4,7 +4,6 @@ sets, errors, and the metaworld_cpu preset through the real policy and the conso
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import evaluate_policy, make_collector, make_rollout_policy
+from amago_rl.collectors import evaluate_policy
 from amago_rl.envs.registry import list_envs, make_env
 from amago_rl.errors import OptionalDependencyError
 from amago_rl.experiment import build_agent, env_factory
@@ -99,26 +98,18 @@ def test_bad_benchmark_and_options_say_what_is_valid() -> None:
         make_env("metaworld/reach-v3", episode_length=501)
 
 
-def test_missing_metaworld_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "metaworld" or m.startswith("metaworld.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "metaworld", None)  # makes `import metaworld` fail
+def test_missing_metaworld_names_the_extra(hide_module: Callable[[str], None]) -> None:
+    hide_module("metaworld")  # makes `import metaworld` fail
     with pytest.raises(OptionalDependencyError, match=r'pip install -e "\.\[metaworld\]"'):
         make_env("metaworld/reach-v3")
 
 
 @needs_metaworld
-def test_metaworld_cpu_preset_collects_with_the_real_policy() -> None:
+def test_metaworld_cpu_preset_collects_with_the_real_policy(
+    preset_rollout: Callable[..., tuple],
+) -> None:
     cfg = load_config(["experiment=metaworld_cpu"])
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    agent = build_agent(cfg, env_fn(), torch.device("cpu"))
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 10, total_frames=2 * 20, seed=0)
-    try:
-        batches = list(collector)
-    finally:
-        collector.shutdown()
-    data = torch.cat(batches, dim=1)
+    _, data = preset_rollout(cfg)
     assert data["observation"].shape == (2, 20, 41)
     action = data["action"]
     assert action.shape == (2, 20, 4) and bool(((action >= -1) & (action <= 1)).all())

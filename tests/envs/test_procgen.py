@@ -5,7 +5,7 @@ through collection, replay and updates."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -86,10 +86,8 @@ def test_bad_games_and_options_say_what_is_valid() -> None:
         make_env("procgen_multigame", games=["coinrun"], reward_scales={"maze": 2.0})
 
 
-def test_missing_procgen_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "procgen" or m.startswith("procgen.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "procgen", None)  # makes `import procgen` fail
+def test_missing_procgen_names_the_extra(hide_module: Callable[[str], None]) -> None:
+    hide_module("procgen")  # makes `import procgen` fail
     with pytest.raises(OptionalDependencyError, match=r'pip install -e "\.\[procgen\]"'):
         make_env("procgen/coinrun")
     with pytest.raises(OptionalDependencyError, match=r"\[procgen\]"):

@@ -4,7 +4,6 @@ file, errors, and the xland_cpu preset through the real policy and the console s
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +13,8 @@ import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import make_collector, make_rollout_policy
 from amago_rl.envs.registry import list_envs, make_env
 from amago_rl.errors import OptionalDependencyError
-from amago_rl.experiment import build_agent, env_factory
 
 needs_xland = pytest.mark.needs_extra("xland", "xminigrid")
 # Every env here has 2 rows and 40-step attempts, as xland_cpu: one jit compilation per process.
@@ -116,26 +113,18 @@ def test_bad_options_say_what_is_valid() -> None:
         make_env("xland", split="val", **PICKUP)
 
 
-def test_missing_xminigrid_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "xminigrid" or m.startswith("xminigrid.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "xminigrid", None)  # makes `import xminigrid` fail
+def test_missing_xminigrid_names_the_extra(hide_module: Callable[[str], None]) -> None:
+    hide_module("xminigrid")  # makes `import xminigrid` fail
     with pytest.raises(OptionalDependencyError, match=r'pip install -e "\.\[xland\]"'):
         make_env("xland", **PICKUP)
 
 
 @needs_xland
-def test_xland_cpu_preset_collects_with_the_real_policy() -> None:
+def test_xland_cpu_preset_collects_with_the_real_policy(
+    preset_rollout: Callable[..., tuple],
+) -> None:
     cfg = load_config(["experiment=xland_cpu", "collector.envs_per_worker=2"])
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    agent = build_agent(cfg, env_fn(), torch.device("cpu"))
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 10, total_frames=2 * 20, seed=0)
-    try:
-        batches = list(collector)
-    finally:
-        collector.shutdown()
-    data = torch.cat(batches, dim=1)
+    _, data = preset_rollout(cfg)
     assert data["grid"].shape == (2, 20, 625) and data["goal"].shape == (2, 20, 160)
     assert data["action"].shape == (2, 20, 6) and bool((data["action"].sum(-1) == 1).all())
     assert data["time_idx"][0, :, 0].tolist() == list(range(20))
