@@ -191,6 +191,14 @@ NON_OBS_NAMES: frozenset[str] = frozenset(
         keys.EPISODE_REWARD,
         keys.NONFINITE,
         "step_count",
+        # per-attempt bookkeeping of trial envs (envs.trials' info readers, XLand): for logging
+        # and evaluation, never agent inputs (task_index would tell the policy its task)
+        "episode_successes",
+        "episode_returns",
+        "task_index",
+        "inner_episode_index",
+        "inner_episode_done",
+        "inner_episode_return",
     }
 )
 

@@ -102,6 +102,10 @@ def test_observation_keys_skip_bookkeeping_entries_at_any_depth() -> None:
         is_init=Unbounded((1,), dtype=torch.bool),
         episode_reward=Unbounded((1,)),
         step_count=Unbounded((1,), dtype=torch.int64),
+        episode_successes=Unbounded((3,)),  # trial info readers (Meta-World, BabyAI, XLand)
+        episode_returns=Unbounded((3,)),
+        task_index=Unbounded((), dtype=torch.int64),
+        inner_episode_return=Unbounded(()),
         nested=Composite(pos=Unbounded((2,)), done=Unbounded((1,), dtype=torch.bool)),
     )
     assert observation_keys(spec) == ["goals", ("nested", "pos"), "observation"]

@@ -16,7 +16,7 @@ Sources (``load_offline_transitions``):
 ``trajectories_from_transitions(td, env)`` cuts TED transitions ``[N]`` into trajectories
 ``[T + 1]`` laid out as :class:`~amago_rl.data.TrajectorySegmenter` stores collected ones: one
 token per step (observation, ``prev_action``, ``prev_reward``, ``time_idx``, ``is_init``, the
-running ``episode_reward``, the agent-side ``action`` and ``next`` reward/terminated/truncated/
+running ``episode_reward`` when it is among the stored keys, the agent-side ``action`` and ``next`` reward/terminated/truncated/
 done) plus a final token holding the last next-observation. Actions are turned into the agent's
 encoding of ``env`` (one-hot for discrete, ``[-1, 1]`` for continuous boxes).
 """

@@ -12,7 +12,7 @@ Without ``--by-episode`` each run's checkpoint plays at least ``--episodes`` fre
 its evaluation task (seeded apart from training and from the run's own evaluations) and one table
 row per run is printed: mean return ± standard error, min, max, and with ``--threshold`` the
 fraction of episodes at or above it. With ``--by-episode`` (meta-RL tasks: Meta Frozen Lake, Dark
-Key-Door, Half-Cheetah-Vel, the bandit) whole trials are played and the return / success by
+Key-Door, Half-Cheetah-Vel, symbolic Alchemy, the bandit) whole trials are played and the return / success by
 episode index within a trial is reported (``adaptation.json`` / ``.md`` / ``.png`` in ``--out``).
 """
 

@@ -152,7 +152,8 @@ def test_minari_dataset_loads_into_trajectories(
     assert first["action"].shape == (lengths[0] + 1, 2) and first["action"][-1].sum() == 0
     assert first["next", "terminated"][lengths[0] - 1], "CartPole episodes end by falling"
     torch.testing.assert_close(first["prev_action"][1:], first["action"][:-1].float())
-    torch.testing.assert_close(first["episode_reward"][-1], torch.tensor([float(lengths[0])]))
+    rewards = first["next", "reward"][: lengths[0]]
+    torch.testing.assert_close(rewards.sum(), torch.tensor(float(lengths[0])))
 
 
 def test_mixture_follows_amago_weights(tmp_path: Path) -> None:
