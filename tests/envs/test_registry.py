@@ -15,8 +15,8 @@ from amago_rl.envs.registry import list_envs, make_env, register_env
 
 BUILTINS = [
     "alchemy",
-    "babyai",
     "atari_multigame",
+    "babyai",
     "bandit",
     "dark_key_door",
     "half_cheetah_vel",
