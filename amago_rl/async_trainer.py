@@ -41,7 +41,7 @@ from amago_rl.collectors.rollout_policy import RolloutPolicy
 from amago_rl.config import TrainConfig
 from amago_rl.experiment import COLLECTOR, Parts, stream_seed
 from amago_rl.run_state import EpochProgress
-from amago_rl.trainer import Trainer, _postfix, _progress, log
+from amago_rl.trainer import Trainer, _postfix
 
 MODES = ("sync", "async")
 
@@ -91,27 +91,15 @@ class AsyncTrainer(Trainer):
         self._counted_frames = self._stepped_frames = 0
         self.writer = SegmentingReplayWriter(self.segmenter, self.replay, self.replay_lock)
         self.collection = BackgroundCollection(self.collector, self.writer)
-        bar = _progress(t.epochs, self.epoch, t.progress and self.is_main)
-        self.stop.requested = False
-        try:
-            with self.stop.installed():
-                self.collection.start()
-                self._run_epochs(None, bar)
-        except KeyboardInterrupt:
-            self.stop.requested = True
-        finally:
-            self.interrupted = self.stop.requested
+        self._run_and_close(None)
+
+    def _start_collection(self) -> None:
+        assert self.collection is not None
+        self.collection.start()
+
+    def _stop_collection(self) -> None:
+        if self.collection is not None:
             self.collection.stop()  # no more writes: the checkpoint holds the replay as left
-            if self.stop.requested:
-                log.warning(
-                    "Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch
-                )
-                if self.in_progress is not None:
-                    self.in_progress.pause()
-                self.save()
-            if bar is not None:
-                bar.close()
-            self.close()
 
     def _run_epochs(self, batches: Any, bar: Any) -> None:
         t = self.cfg.trainer

@@ -137,16 +137,23 @@ class Trainer:
             seed=stream_seed(self.seed, COLLECTOR, self.epoch + (self.in_progress is not None)),
         )
         self.segmenter.clear()  # a new collector numbers trajectories from 0 again
-        batches = iter(self.collector)
+        self._run_and_close(iter(self.collector))
+
+    def _run_and_close(self, batches: Any) -> None:
+        """Run the epochs under the Ctrl-C handler; if stopped, checkpoint the epoch in progress.
+        Always closes the trainer. Subclasses start and stop their collection in the hooks."""
+        t = self.cfg.trainer
         bar = _progress(t.epochs, self.epoch, t.progress and self.is_main)
         self.stop.requested = False
         try:
             with self.stop.installed():
+                self._start_collection()
                 self._run_epochs(batches, bar)
         except KeyboardInterrupt:
             self.stop.requested = True
         finally:
             self.interrupted = self.stop.requested
+            self._stop_collection()  # before the checkpoint: it holds the replay as left
             if self.stop.requested:
                 log.warning(
                     "Interrupted: saving a checkpoint of epoch %d before exiting.", self.epoch
@@ -157,6 +164,12 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self.close()
+
+    def _start_collection(self) -> None:
+        """Hook: background collection starts here (the sync loop collects inside its epochs)."""
+
+    def _stop_collection(self) -> None:
+        """Hook: background collection stops here, before any final checkpoint."""
 
     def _run_epochs(self, batches: Any, bar: Any) -> None:
         t = self.cfg.trainer
