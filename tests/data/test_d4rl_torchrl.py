@@ -44,15 +44,19 @@ def episode_arrays(seed: int = 0) -> list[dict[str, np.ndarray]]:
     return out
 
 
-def write_d4rl_hdf5(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
-    """D4RL's ``get_dataset()`` file layout (gym_mujoco_v2)."""
+def write_d4rl_hdf5(
+    path: Path, episodes: list[dict[str, np.ndarray]], next_observations: bool = True
+) -> None:
+    """D4RL's ``get_dataset()`` file layout (gym_mujoco_v2; older files have no
+    ``next_observations``)."""
     import h5py
 
     cat = np.concatenate
     n = sum(len(e["rewards"]) for e in episodes)
     with h5py.File(path, "w") as f:
         f["observations"] = cat([e["obs"][:-1] for e in episodes])
-        f["next_observations"] = cat([e["obs"][1:] for e in episodes])
+        if next_observations:
+            f["next_observations"] = cat([e["obs"][1:] for e in episodes])
         for k in ("actions", "rewards", "terminals", "timeouts"):
             f[k] = cat([e[k] for e in episodes])
         f["infos/qpos"] = np.zeros((n, 1))
@@ -102,15 +106,17 @@ def expected_trajectories(episodes: list[dict[str, np.ndarray]]) -> list[dict[st
     return out
 
 
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, np.ndarray]]:
+@pytest.fixture(params=[True, False], ids=["next_observations", "no_next_observations"])
+def served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> list[dict[str, np.ndarray]]:
     """The dataset written as an hdf5 file and listed in TorchRL's URL table; ``HOME`` moved so
     a write to TorchRL's default cache would land in ``tmp_path``, not the real home."""
     from torchrl.data.datasets.d4rl_infos import D4RL_DATASETS
 
     episodes = episode_arrays()
     path = tmp_path / "toy_pendulum-v2.hdf5"
-    write_d4rl_hdf5(path, episodes)
+    write_d4rl_hdf5(path, episodes, next_observations=request.param)
     monkeypatch.setitem(D4RL_DATASETS, DATASET, path.as_uri())
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return episodes
