@@ -263,13 +263,14 @@ class ReplayConfig:
     # (AMAGO): windows lie inside the trajectory, so its first and last transitions (e.g. a
     # CartPole termination) are sampled up to max_seq_len times less often than the others.
     window_placement: str = "cover"
-    # Offline-to-online (AMAGO example 14): trajectories of a dataset ("minari:<id>",
-    # "d4rl:<id>" through TorchRL's loaders with offline_kwargs, or a D4RL-style .npz file) in a
+    # Offline-to-online (AMAGO example 14): trajectories of a dataset ("minari:<id>", "d4rl:<id>"
+    # through TorchRL's D4RLExperienceReplay, or a D4RL-style .npz file) in a
     # replay of their own; each training window is offline with probability offline_fraction
     # once online data exists, the online share growing from 0 over offline_anneal_epochs epochs
     # of collection (amago_rl.data.mixed_replay).
     offline_dataset: str | None = None
-    #: keyword arguments of the dataset loader (TorchRL's D4RL / Minari replay classes).
+    #: keyword arguments of the dataset loader: TorchRL's D4RLExperienceReplay for d4rl: (e.g.
+    #: root=<dir>, download=false), minari.load_dataset for minari: (download=true).
     offline_kwargs: dict[str, Any] = field(default_factory=dict)
     #: share of training windows drawn from the dataset once online data exists (AMAGO: 0.8).
     offline_fraction: float = 0.8

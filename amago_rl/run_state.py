@@ -25,7 +25,7 @@ from typing import Any
 
 from amago_rl import distributed
 from amago_rl.checkpoint import rng_state, set_rng_state
-from amago_rl.data import SequenceReplay
+from amago_rl.data import OfflineOnlineReplay, SequenceReplay
 from amago_rl.experiment import Agent
 
 log = logging.getLogger("amago_rl")
@@ -110,7 +110,7 @@ class GracefulStop:
 
 def training_state(
     agent: Agent,
-    replay: SequenceReplay,
+    replay: SequenceReplay | OfflineOnlineReplay,
     counters: dict[str, Any],
     in_progress: EpochProgress | None,
 ) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def training_state(
         "scheduler": agent.scheduler.state_dict(),
         "exploration": None if agent.exploration is None else agent.exploration.state_dict(),
         "rng": rng_state(),
-        "replay_rng": replay.generator.get_state(),
+        "replay_rng": replay.get_rng_state(),
         "world_size": distributed.world_size(),
         "counters": {k: counters[k] for k in COUNTERS},
         "epoch_in_progress": None if in_progress is None else in_progress.to_state(),
@@ -129,7 +129,7 @@ def training_state(
 
 
 def restore_training_state(
-    state: dict[str, Any], agent: Agent, replay: SequenceReplay
+    state: dict[str, Any], agent: Agent, replay: SequenceReplay | OfflineOnlineReplay
 ) -> tuple[dict[str, Any], EpochProgress | None]:
     """Load ``state`` (a :func:`training_state`) into ``agent`` and ``replay`` (its data from its
     scratch dir, where a non-main rank also finds its own RNG state); returns the counters and
@@ -143,7 +143,7 @@ def restore_training_state(
     own = distributed.own_rng_state(state, replay.scratch_dir)  # type: ignore[arg-type]
     if own is not None:
         set_rng_state(own["rng"])
-        replay.generator.set_state(own["replay_rng"])
+        replay.set_rng_state(own["replay_rng"])
     replay.load()
     in_progress = state.get("epoch_in_progress")  # absent in checkpoints before 2026-11-25
     progress = None if in_progress is None else EpochProgress.from_state(in_progress)

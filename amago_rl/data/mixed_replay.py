@@ -13,6 +13,7 @@ data every window is offline.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from amago_rl.data.sequence_replay import SequenceReplay
 
 class OfflineOnlineReplay:
     """Windows from ``offline`` and ``online`` replays; writes and persistence go to ``online``.
+
+    ``save`` / ``load`` keep the anneal position with the online replay (``offline_mix.json``);
+    ``get_rng_state`` / ``set_rng_state`` cover both sides' generators (checkpoints hold them).
 
     Args:
         offline: replay holding the dataset (never written to after construction).
@@ -117,6 +121,25 @@ class OfflineOnlineReplay:
         return torch.cat([_like(off, on), on], 0)
 
     # ------------------------------------------------------------ persistence (online side)
+    def get_rng_state(self) -> dict[str, torch.Tensor]:
+        """Both sides' sampling generators (the online one also draws the offline / online
+        split): the offline replay is rebuilt from its dataset at every start, so without its
+        state a resumed run would restart its stream."""
+        return {"online": self.online.get_rng_state(), "offline": self.offline.get_rng_state()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor] | torch.Tensor) -> None:
+        if isinstance(state, torch.Tensor):
+            # checkpoints before 2026-12-03 saved the online generator only
+            warnings.warn(
+                "OfflineOnlineReplay: the checkpoint holds no offline sampling state; the "
+                "offline windows continue from a fresh seed.",
+                stacklevel=2,
+            )
+            self.online.set_rng_state(state)
+            return
+        self.online.set_rng_state(state["online"])
+        self.offline.set_rng_state(state["offline"])
+
     def save(self) -> None:
         self.online.save()
         meta = {"online_collections": self.online_collections}

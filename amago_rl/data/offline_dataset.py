@@ -5,8 +5,9 @@ Sources (``load_offline_transitions``):
 - ``"minari:<dataset_id>"``: a Minari dataset in ``$MINARI_DATASETS_PATH`` (``download=True``
   fetches it first), read with the ``minari`` package (the ``offline`` extra).
 - ``"d4rl:<dataset_id>"``: TorchRL's ``D4RLExperienceReplay`` (through
-  ``torchrl.data.datasets.utils.load_dataset``; keyword options go to it), which downloads the
-  dataset: TorchRL's flat TED transitions. Not exercised here (no network).
+  ``torchrl.data.datasets.utils.load_dataset``; keyword options go to it, e.g. ``root=``), which
+  downloads D4RL's hdf5 file once; its flat TED transitions are repaired where TorchRL's
+  conversion loses data (:mod:`amago_rl.data.d4rl_torchrl`).
 - a ``.npz`` file with D4RL's ``get_dataset()`` arrays: ``observations [N, ...]``,
   ``actions [N, ...]``, ``rewards [N]``, ``terminals [N]``, ``timeouts [N]`` and optionally
   ``next_observations [N, ...]`` (``save_d4rl_npz`` writes one). An episode ends where
@@ -33,6 +34,7 @@ from torchrl.data import Bounded, OneHot
 from torchrl.envs import EnvBase
 
 from amago_rl import keys
+from amago_rl.data.d4rl_torchrl import load_torchrl_d4rl
 from amago_rl.data.sequence_replay import SequenceReplay
 from amago_rl.errors import require_optional
 
@@ -45,12 +47,7 @@ def load_offline_transitions(source: str, **kwargs: Any) -> TensorDict:
     if source.startswith("minari:"):
         return transitions_from_minari(source[len("minari:") :], **kwargs)
     if source.startswith("d4rl:"):
-        from torchrl.data.datasets.utils import load_dataset
-
-        dataset = load_dataset(source, batch_size=1, **kwargs)
-        if not len(dataset):
-            raise ValueError(f"Offline dataset {source!r} holds no transitions.")
-        return dataset[:].to_tensordict()
+        return load_torchrl_d4rl(source[len("d4rl:") :], **kwargs)
     path = Path(source)
     if path.suffix != ".npz":
         raise ValueError(

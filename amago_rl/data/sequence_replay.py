@@ -150,6 +150,13 @@ class SequenceReplay:
         return window
 
     # --------------------------------------------------------------------- persistence
+    def get_rng_state(self) -> torch.Tensor:
+        """The sampling generator's state (checkpoints hold it; the data is saved by ``save``)."""
+        return self.generator.get_state()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
     def save(self) -> None:
         """Persist the buffer state next to its memmap files (zero-copy for the data)."""
         if self.scratch_dir is None:
