@@ -221,7 +221,7 @@ class MultiTaskBabyAI(gym.Env):
         raw, reward, terminated, truncated, _ = self._level().step(int(np.asarray(action)))
         reward = float(reward)
         ended = terminated or truncated
-        # minigrid rewards only the step that completes the level (and then ends the attempt)
+        # success = a positive reward: minigrid rewards only the step that completes the level
         trial_over = bool(self.ledger.step(reward, ended, success=reward > 0.0))
         reset_flag = ended and not trial_over
         if reset_flag:  # soft reset: next attempt at the same layout
