@@ -1,7 +1,8 @@
-"""Envs: AMAGO timestep transforms, k-episode trials, action transforms, ``amago_env``,
-built-in tasks and the ``make_env`` registry."""
+"""Envs: AMAGO timestep transforms, k-episode trials (and the attempt bookkeeping of the suite
+adapters), action transforms, ``amago_env``, built-in tasks and the ``make_env`` registry."""
 
 from amago_rl.envs.action_transforms import ActionRescale, OneHotActions
+from amago_rl.envs.attempts import AttemptLedger
 from amago_rl.envs.builtin import (
     DarkKeyDoor,
     MazeRunner,
@@ -23,6 +24,7 @@ __all__ = [
     "AMAGOTimestep",
     "ActionKind",
     "ActionRescale",
+    "AttemptLedger",
     "DarkKeyDoor",
     "FiniteCheck",
     "KEpisodeTrial",

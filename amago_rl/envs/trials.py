@@ -30,6 +30,9 @@ gymnasium vector envs can batch them):
 
 TorchRL drops ``info`` unless told otherwise: ``GymWrapper(trial).set_info_dict_reader(
 trial_info_reader(k))`` puts these entries into each step's ``next`` data.
+
+Benchmark adapters that keep their benchmark's own observation layout instead use
+``AttemptLedger`` (``attempts.py``).
 """
 
 from __future__ import annotations
@@ -180,21 +183,4 @@ def trial_info_reader(k: int | None, num_envs: int | None = None) -> default_inf
     }
     if k is not None:
         specs["episode_returns"] = Unbounded((*batch, k), dtype=torch.float32)
-    return default_info_dict_reader(list(specs), spec=specs)
-
-
-def attempt_info_reader(k: int, num_envs: int | None = None) -> default_info_dict_reader:
-    """A TorchRL info reader for the per-attempt entries of the benchmark trials that track
-    success themselves (``MetaWorldML``, ``MultiTaskBabyAI``).
-
-    Per-env shapes: ``episode_successes`` [k] float32 (1 / 0 per finished attempt, NaN for the
-    others), ``episode_returns`` [k] float32 (likewise), ``task_index`` [] int64 (the trial's
-    task in the env's ``task_names``); ``[num_envs]`` in front for a gymnasium vector env.
-    """
-    batch = () if num_envs is None else (num_envs,)
-    specs = {
-        "episode_successes": Unbounded((*batch, k), dtype=torch.float32),
-        "episode_returns": Unbounded((*batch, k), dtype=torch.float32),
-        "task_index": Unbounded(batch, dtype=torch.int64),
-    }
     return default_info_dict_reader(list(specs), spec=specs)

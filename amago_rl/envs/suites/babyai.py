@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 from torchrl.envs.gym_like import default_info_dict_reader
 
-from amago_rl.envs.trials import attempt_info_reader
+from amago_rl.envs.attempts import AttemptLedger, attempt_info_reader
 from amago_rl.errors import require_optional
 
 VOCAB = [
@@ -116,6 +116,9 @@ class MultiTaskBabyAI(gym.Env):
         seed_range: ``(low, high)``, layout seeds drawn uniformly from ``[low, high)`` (AMAGO:
             ``(0, 5000)`` for training, ``(5001, 1_000_000)`` for evaluation).
         mission_length: word positions of the ``"mission"`` encoding.
+
+    Attributes:
+        ledger: the trial's ``AttemptLedger`` (attempt index, success and return by attempt).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -154,10 +157,13 @@ class MultiTaskBabyAI(gym.Env):
         )
         self.action_space = gym.spaces.Discrete(7)
         self._offsets = np.cumsum((0, *CELL_FEATURES[:-1]))
-        self.task_index, self.layout_seed, self.attempt = 0, low, 0
-        self._successes = np.full(k_episodes, np.nan, dtype=np.float32)
-        self._returns = np.full(k_episodes, np.nan, dtype=np.float32)
-        self._attempt_return = 0.0
+        self.task_index, self.layout_seed = 0, low
+        self.ledger = AttemptLedger(k_episodes)
+
+    @property
+    def attempt(self) -> int:
+        """Index of the attempt being played (``k_episodes`` once the trial is over)."""
+        return int(self.ledger.attempt)
 
     @property
     def task_name(self) -> str:
@@ -188,23 +194,17 @@ class MultiTaskBabyAI(gym.Env):
         mission = np.zeros((self.mission_length, len(VOCAB)), dtype=np.float32)
         for position, word in enumerate(words):
             mission[position, VOCAB.index(word) if word in VOCAB else len(VOCAB) - 1] = 1.0
-        trial = np.array([float(reset_flag), self.attempt / self.k_episodes], dtype=np.float32)
         return {
             "grid": grid.reshape(-1),
             "direction": direction,
             "mission": mission.reshape(-1),
-            "trial": trial,
+            "trial": self.ledger.trial_feature(reset_flag),
         }
 
     def _info(self) -> dict[str, Any]:
-        return {
-            "episode_successes": self._successes.copy(),
-            "episode_returns": self._returns.copy(),
-            "task_index": np.array(self.task_index, dtype=np.int64),
-        }
+        return {**self.ledger.info(), "task_index": np.array(self.task_index, dtype=np.int64)}
 
     def _start_attempt(self) -> dict[str, Any]:
-        self._attempt_return = 0.0
         raw, _ = self._level().reset(seed=self.layout_seed)  # same seed: same layout
         return raw
 
@@ -214,23 +214,18 @@ class MultiTaskBabyAI(gym.Env):
         super().reset(seed=seed)
         self.task_index = int(self.np_random.integers(len(self.task_names)))
         self.layout_seed = int(self.np_random.integers(*self.seed_range))
-        self.attempt = 0
-        self._successes[:] = np.nan
-        self._returns[:] = np.nan
+        self.ledger.reset()
         return self.encode(self._start_attempt(), True), self._info()
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         raw, reward, terminated, truncated, _ = self._level().step(int(np.asarray(action)))
         reward = float(reward)
-        self._attempt_return += reward
-        reset_flag = trial_over = False
-        if terminated or truncated:
-            self._successes[self.attempt] = float(reward > 0.0)
-            self._returns[self.attempt] = self._attempt_return
-            self.attempt += 1
-            trial_over = self.attempt >= self.k_episodes
-            if not trial_over:  # soft reset: next attempt at the same layout
-                raw, reset_flag = self._start_attempt(), True
+        ended = terminated or truncated
+        # success = a positive reward: minigrid rewards only the step that completes the level
+        trial_over = bool(self.ledger.step(reward, ended, success=reward > 0.0))
+        reset_flag = ended and not trial_over
+        if reset_flag:  # soft reset: next attempt at the same layout
+            raw = self._start_attempt()
         return self.encode(raw, reset_flag), reward, trial_over, False, self._info()
 
     def info_reader(self, num_envs: int | None = None) -> default_info_dict_reader:

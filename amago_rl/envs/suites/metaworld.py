@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from torchrl.envs.gym_like import default_info_dict_reader
 
-from amago_rl.envs.trials import attempt_info_reader
+from amago_rl.envs.attempts import AttemptLedger, attempt_info_reader
 from amago_rl.errors import require_optional
 
 DEFAULT_EPISODE_LENGTH = 500
@@ -120,6 +120,7 @@ class MetaWorldML(gym.Env):
     Attributes:
         task_names: the split's task families, in the order of ``task_index``.
         task_name: the current trial's task family.
+        ledger: the trial's ``AttemptLedger`` (attempt index, success and return by attempt).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -160,27 +161,23 @@ class MetaWorldML(gym.Env):
         self.task_index = 0
         self.task_name = self.task_names[0]
         self._env = first
-        self.attempt = self.attempt_t = 0
-        self._attempt_success = False
-        self._attempt_return = 0.0
-        self._successes = np.full(k_episodes, np.nan, dtype=np.float32)
-        self._returns = np.full(k_episodes, np.nan, dtype=np.float32)
+        self.attempt_t = 0  # steps into the current attempt
+        self.ledger = AttemptLedger(k_episodes)
+
+    @property
+    def attempt(self) -> int:
+        """Index of the attempt being played (``k_episodes`` once the trial is over)."""
+        return int(self.ledger.attempt)
 
     def _obs(self, inner_obs: np.ndarray, reset_flag: bool) -> np.ndarray:
-        extra = [float(reset_flag), self.attempt / self.k_episodes]
-        return np.concatenate([inner_obs, extra]).astype(np.float32)
+        trial = self.ledger.trial_feature(reset_flag)
+        return np.concatenate([inner_obs, trial]).astype(np.float32)
 
     def _info(self) -> dict[str, Any]:
-        return {
-            "episode_successes": self._successes.copy(),
-            "episode_returns": self._returns.copy(),
-            "task_index": np.array(self.task_index, dtype=np.int64),
-        }
+        return {**self.ledger.info(), "task_index": np.array(self.task_index, dtype=np.int64)}
 
     def _start_attempt(self) -> np.ndarray:
         self.attempt_t = 0
-        self._attempt_success = False
-        self._attempt_return = 0.0
         obs, _ = self._env.reset()
         return obs
 
@@ -195,9 +192,7 @@ class MetaWorldML(gym.Env):
         self._env.set_task(tasks[int(self.np_random.integers(len(tasks)))])
         if seed is not None:
             self._env.seed(seed)
-        self.attempt = 0
-        self._successes[:] = np.nan
-        self._returns[:] = np.nan
+        self.ledger.reset()
         return self._obs(self._start_attempt(), True), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -205,18 +200,12 @@ class MetaWorldML(gym.Env):
         inner_obs, reward, _, _, inner_info = self._env.step(action)
         reward = float(reward)
         self.attempt_t += 1
-        self._attempt_return += reward
-        self._attempt_success |= bool(inner_info.get("success", 0.0))
-        reset_flag = terminated = False
-        if self.attempt_t >= self.episode_length:
-            self._successes[self.attempt] = float(self._attempt_success)
-            self._returns[self.attempt] = self._attempt_return
-            self.attempt += 1
-            if self.attempt >= self.k_episodes:
-                terminated = True
-            else:  # soft reset: next attempt, same task and goal
-                inner_obs = self._start_attempt()
-                reset_flag = True
+        ended = self.attempt_t >= self.episode_length
+        success = bool(inner_info.get("success", 0.0))
+        terminated = bool(self.ledger.step(reward, ended, success))
+        reset_flag = ended and not terminated
+        if reset_flag:  # soft reset: next attempt, same task and goal
+            inner_obs = self._start_attempt()
         return self._obs(inner_obs, reset_flag), reward, terminated, False, self._info()
 
     def info_reader(self, num_envs: int | None = None) -> default_info_dict_reader:

@@ -31,6 +31,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from amago_rl.envs.attempts import AttemptLedger
 from amago_rl.errors import require_optional
 
 ALL_GAMES: tuple[str, ...] = (
@@ -200,6 +201,9 @@ class ProcgenMultiGame(gym.Env):
         reward_scales: game -> reward multiplier (example 09's "easy-rescaled": coinrun x100,
             climber x0.1).
         attempts: plays of the level per trial (2).
+
+    Attributes:
+        ledger: the trial's ``AttemptLedger`` (attempt index and the end of the trial).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -243,12 +247,17 @@ class ProcgenMultiGame(gym.Env):
         self._env: _Gym3Single | None = None
         self.game_id = 0
         self.level = 0
-        self.attempt = 0
+        self.ledger = AttemptLedger(attempts)
 
     @property
     def env_name(self) -> str:
         """Per-task name for metrics: the game being played."""
         return self.games[self.game_id]
+
+    @property
+    def attempt(self) -> int:
+        """Index of the attempt being played (``attempts`` once the trial is over)."""
+        return int(self.ledger.attempt)
 
     def _frame(self, obs: np.ndarray) -> np.ndarray:
         if self.attempt > 0:
@@ -265,7 +274,7 @@ class ProcgenMultiGame(gym.Env):
         super().reset(seed=seed)
         self.game_id = int(self.np_random.integers(len(self.games)))
         self.level = int(self.np_random.integers(self.level_range[0], self.level_range[1] + 1))
-        self.attempt = 0
+        self.ledger.reset()
         if self._env is not None:
             self._env.close()
         game = self.games[self.game_id]
@@ -282,10 +291,8 @@ class ProcgenMultiGame(gym.Env):
         assert self._env is not None, "ProcgenMultiGame: call reset() first."
         reward, obs, ended = self._env.step(int(np.asarray(action)))
         reward *= self.reward_scales.get(self.games[self.game_id], 1.0)
-        terminated = False
-        if ended:  # with num_levels=1, procgen restarts the same level
-            self.attempt += 1
-            terminated = self.attempt >= self.attempts
+        # with num_levels=1, procgen restarts the same level when an attempt ends
+        terminated = bool(self.ledger.step(reward, ended))
         return self._frame(obs), reward, terminated, False, self._info()
 
     def close(self) -> None:

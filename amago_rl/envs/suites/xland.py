@@ -41,6 +41,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, OneHot, Unbounded
 from torchrl.envs import EnvBase
 
+from amago_rl.envs.attempts import AttemptLedger
 from amago_rl.errors import SetupError, require_optional
 
 NUM_TILES, NUM_COLORS, GOAL_VALUES, NUM_DIRECTIONS = 13, 12, 32, 4
@@ -188,10 +189,8 @@ class XLandMiniGridEnv(EnvBase):
         self.view = int(params.view_size)
         self._key = jax.random.key(seed)
         self._timestep: Any = None
-        self._attempt = np.zeros(num_envs, dtype=np.int64)
-        self._successes = np.zeros((num_envs, k_episodes), dtype=np.float32)
-        self._returns = np.zeros((num_envs, k_episodes), dtype=np.float32)
-        self._running = np.zeros(num_envs, dtype=np.float32)
+        # Unfinished attempts read 0, not NaN: the per-attempt arrays are observations here.
+        self.ledger = AttemptLedger(k_episodes, (num_envs,), unfinished=0.0)
         self._make_specs()
 
     def _keys(self, seed: int) -> Any:
@@ -243,14 +242,12 @@ class XLandMiniGridEnv(EnvBase):
         goal = np.zeros((n, 5, GOAL_VALUES), dtype=np.float32)
         rows, slots = np.indices(goal_codes.shape)
         goal[rows, slots, np.minimum(goal_codes, GOAL_VALUES - 1)] = 1.0
-        trial = np.stack([reset_flag.astype(np.float32), self._attempt / self.k_episodes], -1)
         arrays = {
             "grid": grid.reshape(n, -1),
             "direction": np.asarray(obs["direction"], dtype=np.float32),
             "goal": goal.reshape(n, -1),
-            "trial": trial.astype(np.float32),
-            "episode_successes": self._successes,
-            "episode_returns": self._returns,
+            "trial": self.ledger.trial_feature(reset_flag),
+            **self.ledger.info(),
         }
         return {
             k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in arrays.items()
@@ -263,10 +260,7 @@ class XLandMiniGridEnv(EnvBase):
         if self._timestep is None:
             rows[:] = True
         self._restart(rows, rows)
-        self._attempt[rows] = 0
-        self._successes[rows] = 0.0
-        self._returns[rows] = 0.0
-        self._running[rows] = 0.0
+        self.ledger.reset(rows)
         done = torch.zeros(self.num_envs, 1, dtype=torch.bool, device=self.device)
         out = {**self._observation(rows), "done": done, "terminated": done.clone()}
         return TensorDict(
@@ -281,13 +275,8 @@ class XLandMiniGridEnv(EnvBase):
             self._timestep = self._step_fn(self._params, self._timestep, action)
         reward = np.array(self._timestep.reward, dtype=np.float32).reshape(self.num_envs)
         ended = np.asarray(self._timestep.last()).astype(bool).reshape(self.num_envs)
-        self._running += reward
-        rows = np.flatnonzero(ended)
-        self._successes[rows, self._attempt[rows]] = (reward[rows] > 0).astype(np.float32)
-        self._returns[rows, self._attempt[rows]] = self._running[rows]
-        self._running[rows] = 0.0
-        self._attempt[rows] += 1
-        trial_over = ended & (self._attempt >= self.k_episodes)
+        # success = a positive reward: xminigrid rewards only the step that reaches the goal
+        trial_over = self.ledger.step(reward, ended, success=reward > 0)
         soft = ended & ~trial_over
         if soft.any():  # next attempt: same ruleset, objects placed anew
             self._restart(soft, np.zeros_like(soft))
