@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from dataclasses import asdict
 from typing import Any
 
 from tensordict import TensorDictBase
@@ -38,6 +39,7 @@ from amago_rl.collectors.background import (
     snapshot_weights,
 )
 from amago_rl.collectors.rollout_policy import RolloutPolicy
+from amago_rl.collectors.stats import CollectionStats
 from amago_rl.config import TrainConfig
 from amago_rl.experiment import COLLECTOR, Parts, stream_seed
 from amago_rl.run_state import EpochProgress
@@ -164,33 +166,25 @@ class AsyncTrainer(Trainer):
         """Move the writer's counts into ``frames`` and the epoch in flight's ``collect_row``
         (checkpointed with it, so an interrupted epoch's row still counts what it collected)."""
         assert self.writer is not None and self.in_progress is not None
-        frames, episodes, ret_sum = self.writer.take_stats()
-        self.frames += frames
-        self._counted_frames += frames
-        acc = self.in_progress.collect_row
-        for key, value in (("frames", frames), ("episodes", episodes), ("return_sum", ret_sum)):
-            acc[key] = acc.get(key, 0) + value
+        taken = self.writer.take_stats()
+        self.frames += taken.frames
+        self._counted_frames += taken.frames
+        acc = self.in_progress.collect_row  # {} at the epoch's start
+        acc.update(asdict(CollectionStats(**acc) + taken))
 
     def _collect_row(self, elapsed: float) -> dict[str, Any]:
         """The frames collected during this epoch, as the sync trainer's collection columns."""
         assert self.in_progress is not None and self.collection is not None
         self._take_collection_stats()
-        acc = self.in_progress.collect_row
-        frames, episodes, ret_sum = acc["frames"], acc["episodes"], acc["return_sum"]
+        stats = CollectionStats(**self.in_progress.collect_row)
         with self.replay_lock:
             tokens, segments = len(self.replay), self.replay.num_segments
-        out: dict[str, Any] = {
-            "collect/steps_per_s": frames / max(elapsed, 1e-9),
-            "collect/episodes": episodes,
+        return {
+            **stats.row(elapsed, self.segmenter),
             "replay/tokens": tokens,
             "replay/segments": segments,
             "async/weight_syncs": self.collection.weight_pushes,
         }
-        if episodes:
-            out["train/return"] = ret_sum / episodes
-        if self.segmenter.nonfinite_key is not None:
-            out["replay/nonfinite_cut_trajectories"] = self.segmenter.cut_trajectories
-        return out
 
     def _sample(self) -> TensorDictBase:
         with self.replay_lock:

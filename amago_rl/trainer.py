@@ -34,9 +34,10 @@ import torch
 from omegaconf import OmegaConf
 from tensordict import TensorDictBase
 
-from amago_rl import distributed, keys
+from amago_rl import distributed
 from amago_rl.checkpoint import load_latest, save_checkpoint
 from amago_rl.collectors import evaluate_policy, make_collector
+from amago_rl.collectors.stats import CollectionStats
 from amago_rl.config import TrainConfig
 from amago_rl.data import OfflineOnlineReplay
 from amago_rl.experiment import COLLECTOR, Parts, build_parts, check_run_shape, stream_seed
@@ -213,34 +214,23 @@ class Trainer:
         """One batch per worker, then store them: an error while collecting (e.g. the env's
         ``NonFiniteEnvDataError``) leaves the replay and the counters as they were."""
         start = time.perf_counter()
-        returns: list[torch.Tensor] = []
+        stats = CollectionStats()
         segments: list[TensorDictBase] = []
-        frames = 0
         for _ in range(self.cfg.collector.num_workers):
             batch: TensorDictBase = next(batches)
-            frames += batch.numel()
+            stats += CollectionStats.of_batch(batch)
             segments.extend(self.segmenter.add(batch))
-            done = batch.get(("next", keys.DONE))
-            returns.append(batch.get(("next", "episode_reward"))[done])
         self.replay.extend(segments)
         if self.agent.exploration is not None:
             self.agent.exploration.step(self.cfg.trainer.timesteps_per_epoch)
-        ret = torch.cat(returns)
         elapsed = time.perf_counter() - start
         # frames and returns of all ranks (the replay entries are this rank's)
         frames, episodes, ret_sum = distributed.sum_over_ranks(
-            [frames, ret.numel(), float(ret.sum())]
+            [stats.frames, stats.episodes, stats.return_sum]
         )
-        self.frames += int(frames)
-        out: dict[str, Any] = {
-            "collect/steps_per_s": frames / max(elapsed, 1e-9),
-            "collect/episodes": int(episodes),
-        }
-        if episodes:
-            out["train/return"] = ret_sum / episodes
-        if self.segmenter.nonfinite_key is not None:
-            out["replay/nonfinite_cut_trajectories"] = self.segmenter.cut_trajectories
-        return out
+        stats = CollectionStats(int(frames), int(episodes), ret_sum)
+        self.frames += stats.frames
+        return stats.row(elapsed, self.segmenter)
 
     def _replay_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {

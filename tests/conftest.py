@@ -116,6 +116,45 @@ def preset_rollout() -> Callable[..., tuple[object, object]]:
 
 
 @pytest.fixture
+def pixel_preset_updates() -> Callable[..., tuple[object, object, object]]:
+    """``agent, batch, replay = pixel_preset_updates(cfg)``: a pixel preset end to end. The
+    config's agent (``experiment.build_agent``); 2 envs x 12 steps collected by its rollout policy
+    through ``make_collector`` in one batch ``[2, 12]``; the batch cut into segments
+    (``save_every=6``) and stored in a ``SequenceReplay`` (1000 tokens, windows of 8, batches of
+    2); then two actor + critic updates on samples of it, each asserted finite (the gradients of
+    the last one are left on the parameters)."""
+
+    def run(cfg: object) -> tuple[object, object, object]:
+        from amago_rl.collectors import make_collector, make_rollout_policy
+        from amago_rl.data import SequenceReplay, TrajectorySegmenter
+        from amago_rl.experiment import build_agent, env_factory, stored_obs_keys
+
+        env_fn = env_factory(cfg, num_envs=2, seed=0)
+        probe = env_fn()
+        agent = build_agent(cfg, probe, torch.device("cpu"))
+        policy = make_rollout_policy(agent.modules.policy, agent.exploration)
+        collector = make_collector(env_fn, policy, frames_per_batch=24, total_frames=24, seed=0)
+        try:
+            (batch,) = list(collector)
+        finally:
+            collector.shutdown()
+        segmenter = TrajectorySegmenter(stored_obs_keys(probe), save_every=6)
+        replay = SequenceReplay(1000, max_seq_len=8, batch_size=2, seed=0)
+        replay.extend(segmenter.add(batch))
+        agent.loss.train()
+        for _ in range(2):
+            out = agent.loss(replay.sample())
+            total = out["loss_actor"] + out["loss_critic"]
+            agent.optimizer.zero_grad()
+            total.backward()
+            agent.optimizer.step()
+            assert torch.isfinite(total)
+        return agent, batch, replay
+
+    return run
+
+
+@pytest.fixture
 def hide_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """``hide_module("minigrid")``: ``import minigrid`` (and its submodules) fails in this test,
     as if the optional package were not installed."""

@@ -34,7 +34,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.collectors import BaseCollector
 
-from amago_rl import keys
+from amago_rl.collectors.stats import CollectionStats
 from amago_rl.data import SequenceReplay, TrajectorySegmenter
 
 log = logging.getLogger("amago_rl")
@@ -49,8 +49,9 @@ class SegmentingReplayWriter:
         lock: guards ``replay`` (the learner samples and saves under it); a new lock if None.
 
     ``extend(batch)`` takes a collector batch ``[k, T]`` / ``[T]`` with ``("next", "done")`` and
-    ``("next", "episode_reward")``. :meth:`take_stats` returns and resets the frames, finished
-    episodes and their return sum since the last call.
+    ``("next", "episode_reward")``. :meth:`take_stats` returns and resets the
+    :class:`~amago_rl.collectors.stats.CollectionStats` (frames, finished episodes and their
+    return sum) since the last call.
     """
 
     def __init__(
@@ -64,29 +65,23 @@ class SegmentingReplayWriter:
         self.lock = threading.Lock() if lock is None else lock
         self.write_count = 0  # frames seen (TorchRL's replay-buffer counter name)
         self._stats_lock = threading.Lock()
-        self._frames = 0
-        self._episodes = 0
-        self._return_sum = 0.0
+        self._stats = CollectionStats()
 
     def extend(self, batch: TensorDictBase) -> int:
         """Segment and store one collector batch; returns the tokens written."""
         segments = self.segmenter.add(batch)  # only this writer's thread touches the segmenter
-        done = batch.get(("next", keys.DONE))
-        returns = batch.get(("next", "episode_reward"))[done]
+        stats = CollectionStats.of_batch(batch)
         with self.lock:
             written = self.replay.extend(segments)
         with self._stats_lock:
-            self.write_count += batch.numel()
-            self._frames += batch.numel()
-            self._episodes += returns.numel()
-            self._return_sum += float(returns.sum())
+            self.write_count += stats.frames
+            self._stats += stats
         return written
 
-    def take_stats(self) -> tuple[int, int, float]:
-        """``(frames, episodes, return_sum)`` since the last call."""
+    def take_stats(self) -> CollectionStats:
+        """The statistics of the batches stored since the last call."""
         with self._stats_lock:
-            out = (self._frames, self._episodes, self._return_sum)
-            self._frames, self._episodes, self._return_sum = 0, 0, 0.0
+            out, self._stats = self._stats, CollectionStats()
         return out
 
 

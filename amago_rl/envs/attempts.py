@@ -3,11 +3,11 @@
 ``KEpisodeTrial`` (``trials.py``) wraps any gymnasium env and adds its own observation keys. The
 suite adapters keep their benchmark's layout (AMAGO's) and run the inner env themselves:
 ``MetaWorldML``, ``MultiTaskBabyAI``, ``ProcgenMultiGame`` (one env each) and
-``XLandMiniGridEnv`` (a jax batch). What they share -- which attempt is being played, the success
-and return of every finished attempt, the ``[reset_flag, attempt / k]`` trial feature, the
-per-attempt ``info`` entries and the end of the trial after the k-th attempt -- lives in one
-``AttemptLedger``; the adapter keeps what is its own (when an attempt ends, the soft reset of
-its inner env, the observation).
+``XLandMiniGridEnv`` (a jax batch); so does the built-in ``MetaFrozenLake``. What they share --
+which attempt is being played, the success and return of every finished attempt, the
+``[reset_flag, attempt / k]`` trial feature, the per-attempt ``info`` entries and the end of the
+trial after the k-th attempt -- lives in one ``AttemptLedger``; the adapter keeps what is its own
+(when an attempt ends, the soft reset of its inner env, the observation).
 """
 
 from __future__ import annotations

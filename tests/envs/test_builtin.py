@@ -172,6 +172,28 @@ def test_frozen_lake_shortest_path_reaches_k_and_random_does_not() -> None:
     assert np.mean(random_returns) < 0.3 * k
 
 
+def test_frozen_lake_ledger_records_attempts_and_trial_end() -> None:
+    lake = MetaFrozenLake(size=4, k_episodes=3)
+    lake.reset(seed=2)
+    path = _lake_path(lake)
+    for action in path:  # attempt 0: the goal
+        _, _, done, _, info = lake.step(action)
+    assert (info, lake.current_k, done) == ({"attempt": 0, "success": True}, 1, False)
+    for _ in range(lake.max_episode_steps):  # attempt 1: no-op until the step limit
+        _, _, done, _, info = lake.step(0)
+    assert (info, lake.current_k) == ({"attempt": 1, "success": False}, 2)
+    for action in path:  # attempt 2: the goal again, the trial's end
+        _, _, done, _, info = lake.step(action)
+    assert (info, lake.current_k, done) == ({"attempt": 2, "success": True}, 3, True)
+    np.testing.assert_array_equal(lake.ledger.successes, np.float32([1, 0, 1]))
+    np.testing.assert_array_equal(lake.ledger.returns, np.float32([1, 0, 1]))
+    with pytest.raises(RuntimeError, match=r"trial is over.*call reset\(\)"):
+        lake.step(0)
+    obs, _ = lake.reset(seed=3)
+    assert (lake.current_k, obs[2:].tolist()) == (0, [1.0, 0.0])
+    assert np.isnan(lake.ledger.successes).all()
+
+
 def test_frozen_lake_observation_and_attempt_limit() -> None:
     lake = MetaFrozenLake(size=3, k_episodes=2)
     assert lake.max_episode_steps == 9

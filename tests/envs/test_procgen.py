@@ -13,11 +13,8 @@ import torch
 from torchrl.envs.utils import check_env_specs
 
 from amago_rl.cli import load_config
-from amago_rl.collectors import make_collector, make_rollout_policy
-from amago_rl.data import SequenceReplay, TrajectorySegmenter
 from amago_rl.envs.registry import list_envs, make_env
 from amago_rl.errors import OptionalDependencyError
-from amago_rl.experiment import build_agent, env_factory, stored_obs_keys
 from amago_rl.objectives import MultiTaskAMAGOLoss
 
 needs_procgen = pytest.mark.needs_extra("procgen", "procgen", "gym3")
@@ -95,33 +92,18 @@ def test_missing_procgen_names_the_extra(hide_module: Callable[[str], None]) -> 
 
 
 @needs_procgen
-def test_procgen_cpu_preset_collects_stores_pixels_and_updates() -> None:
+def test_procgen_cpu_preset_collects_stores_pixels_and_updates(
+    pixel_preset_updates: Callable[..., tuple],
+) -> None:
     cfg = load_config(["experiment=procgen_cpu", "collector.envs_per_worker=2"])
     assert cfg.agent.name == "multitask" and cfg.tstep.name == "cnn"
     assert cfg.env.eval_kwargs["level_range"][0] > cfg.env.kwargs["level_range"][1]
-    env_fn = env_factory(cfg, num_envs=2, seed=0)
-    probe = env_fn()
-    agent = build_agent(cfg, probe, torch.device("cpu"))
+    agent, batch, replay = pixel_preset_updates(cfg)  # two updates, each asserted finite
     assert isinstance(agent.loss, MultiTaskAMAGOLoss)
-    policy = make_rollout_policy(agent.modules.policy, agent.exploration)
-    collector = make_collector(env_fn, policy, frames_per_batch=2 * 12, total_frames=2 * 12, seed=0)
-    try:
-        (batch,) = list(collector)
-    finally:
-        collector.shutdown()
     assert batch["observation"].shape == (2, 12, 64, 64, 3)
-    segmenter = TrajectorySegmenter(stored_obs_keys(probe), save_every=6)
-    replay = SequenceReplay(1000, max_seq_len=8, batch_size=2, seed=0)
-    replay.extend(segmenter.add(batch))
     assert replay.buffer.storage._storage["observation"].dtype == torch.uint8
-    agent.loss.train()
-    for _ in range(2):
-        out = agent.loss(replay.sample())
-        total = out["loss_actor"] + out["loss_critic"]
-        agent.optimizer.zero_grad()
-        total.backward()
-        agent.optimizer.step()
-        assert torch.isfinite(total)
+    cnn = agent.modules.tstep_encoder.backbone
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in cnn.parameters())
 
 
 def test_procgen_preset_has_amago_settings() -> None:

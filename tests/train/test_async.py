@@ -16,6 +16,7 @@ from amago_rl.checkpoint import load_latest
 from amago_rl.cli import load_config
 from amago_rl.collectors import make_collector
 from amago_rl.collectors.background import BackgroundCollection, SegmentingReplayWriter
+from amago_rl.collectors.stats import CollectionStats
 from amago_rl.data import SequenceReplay, TrajectorySegmenter
 from amago_rl.trainer import Trainer
 
@@ -57,9 +58,11 @@ def test_writer_stores_what_the_sync_path_stores(tmp_path: Path) -> None:
     n = len(direct)
     stored = writer.replay.buffer.storage[:n].exclude("index")
     assert (stored == direct.buffer.storage[:n].exclude("index")).all()
-    frames, episodes, _ = writer.take_stats()
-    assert frames == writer.write_count and episodes > 0
-    assert writer.take_stats()[0] == 0, "take_stats resets"
+    taken = writer.take_stats()
+    assert taken.frames == writer.write_count and taken.episodes > 0
+    direct_stats = sum(map(CollectionStats.of_batch, batches), CollectionStats())
+    assert taken == direct_stats, "the writer's stats are the sync loop's"
+    assert writer.take_stats() == CollectionStats(), "take_stats resets"
 
 
 # About 100 s on the loaded 2-core machine (two actor processes start, each importing torch).

@@ -20,6 +20,10 @@ Choices not pinned by the public reference (documented here, flagged in the repo
 ``max_episode_steps`` defaults to ``N**2`` (``2 N**2`` in hard mode) as in AMAGO's example 00.
 The reference's hard-mode hole rule compares ``(x, y)`` with ``(next_y, next_y)`` (a typo); here
 the hole is left only when the agent actually moved.
+
+The attempt index, the trial's end after the k-th attempt and the ``[reset_flag, k / K]`` entries
+of the observation come from an ``AttemptLedger`` (``amago_rl.envs.attempts``), as in the suite
+adapters; the per-attempt ``info`` entries stay this task's own (``attempt``, ``success``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
+
+from amago_rl.envs.attempts import AttemptLedger
 
 _MOVES = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
@@ -78,7 +84,13 @@ class MetaFrozenLake(gym.Env):
         self.current_map: list[list[str]] = []
         self.active_map: list[list[str]] = []
         self.moves = list(_MOVES)
-        self.x = self.y = self.current_k = self.attempt_t = 0
+        self.ledger = AttemptLedger(k_episodes)
+        self.x = self.y = self.attempt_t = 0
+
+    @property
+    def current_k(self) -> int:
+        """Index of the attempt being played (``k_episodes`` once the trial is over)."""
+        return int(self.ledger.attempt)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -89,7 +101,7 @@ class MetaFrozenLake(gym.Env):
         self.moves = list(_MOVES)
         if self.hard_mode and self.np_random.random() < 0.5:
             self.moves[1], self.moves[3] = self.moves[3], self.moves[1]
-        self.current_k = 0
+        self.ledger.reset()
         self._soft_reset()
         return self._obs(reset_flag=True), {}
 
@@ -103,11 +115,18 @@ class MetaFrozenLake(gym.Env):
         if self.hard_mode and self.np_random.random() < 0.25:
             x = int(np.clip(x + self.np_random.integers(-1, 2), 0, self.size - 1))
             y = int(np.clip(y + self.np_random.integers(-1, 2), 0, self.size - 1))
-        progress = self.current_k / self.k_episodes if self.show_k_progress else 0.0
-        return np.array([x / self.size, y / self.size, float(reset_flag), progress], np.float32)
+        trial = self.ledger.trial_feature(reset_flag)  # [reset_flag, k / K] float32 [2]
+        if not self.show_k_progress:
+            trial[1] = 0.0
+        return np.array([x / self.size, y / self.size, *trial], np.float32)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         action = int(action)
+        if self.current_k >= self.k_episodes:
+            raise RuntimeError(
+                "MetaFrozenLake: the trial is over (step returned terminated=True after the "
+                f"k_episodes={self.k_episodes}-th attempt); call reset() before stepping again."
+            )
         if not self.action_space.contains(action):
             raise ValueError(f"MetaFrozenLake: action must be in [0, 5), got {action}.")
         move = self.moves[action]
@@ -132,7 +151,7 @@ class MetaFrozenLake(gym.Env):
         info: dict[str, Any] = {}
         if attempt_over:
             info = {"attempt": self.current_k, "success": success}
-            self.current_k += 1
+        terminated = bool(self.ledger.step(reward, attempt_over, success))
+        if attempt_over:
             self._soft_reset()
-        terminated = self.current_k >= self.k_episodes
         return self._obs(reset_flag=attempt_over), reward, terminated, False, info
