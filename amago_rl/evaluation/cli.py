@@ -56,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     ret.add_argument("--threshold", type=float, default=None, help="per-episode success bar")
     ret.add_argument(
         "--policy",
-        choices=("actor", "critic-greedy"),
+        choices=("actor", "critic-greedy", "random"),  # reevaluate.POLICIES (imported lazily)
         default="actor",
-        help="the actor, or the argmax of its critic (discrete actions; a diagnostic)",
+        help="the actor, the argmax of its critic (discrete actions; a diagnostic), or uniformly "
+        "random actions on the same episodes (a reference)",
     )
     ep = p.add_argument_group("by episode within a trial (meta-RL tasks)")
     ep.add_argument("--by-episode", action="store_true", help="report by episode index")

@@ -21,9 +21,11 @@ import torch
 from amago_rl.collectors import evaluate_policy
 from amago_rl.evaluation.critic_greedy import CriticGreedyPolicy
 from amago_rl.evaluation.load import TrainedAgent, load_agent
+from amago_rl.evaluation.random_policy import UniformRandomPolicy
 
-#: ``actor``: the trained actor; ``critic-greedy``: the argmax of its critic (discrete actions).
-POLICIES = ("actor", "critic-greedy")
+#: ``actor``: the trained actor; ``critic-greedy``: the argmax of its critic (discrete actions);
+#: ``random``: uniformly random actions on the same episodes (a reference, the run's weights unused).
+POLICIES = ("actor", "critic-greedy", "random")
 
 
 def evaluate_run(
@@ -48,9 +50,14 @@ def evaluate_run(
         raise ValueError(f"evaluate_run: episodes must be >= 1, got {episodes}.")
     trained = run if isinstance(run, TrainedAgent) else load_agent(run, checkpoint)
     cfg = trained.cfg
-    played = trained.actor if policy == "actor" else CriticGreedyPolicy(trained.modules)
     env = trained.env_factory()()
     try:
+        if policy == "random":
+            played = UniformRandomPolicy(env.action_spec)
+        elif policy == "critic-greedy":
+            played = CriticGreedyPolicy(trained.modules)
+        else:
+            played = trained.actor
         result = evaluate_policy(
             env,
             played,

@@ -109,3 +109,30 @@ def test_cli_errors_are_one_line(
         f"amago-eval: error: {tmp_path} holds no config.yaml, so it is no amago-train run; it "
         "holds the runs no_ckpt: give those."
     ]
+
+
+def test_random_policy_plays_uniform_actions_on_the_same_episodes(
+    trained_run: Callable[..., Path],
+) -> None:
+    from tensordict import TensorDict
+
+    from amago_rl.evaluation.cli import build_parser
+    from amago_rl.evaluation.random_policy import UniformRandomPolicy
+    from amago_rl.evaluation.reevaluate import POLICIES
+
+    trained = load_agent(trained_run(*TMAZE))
+    env = trained.env_factory(num_envs=256, seed=0)()
+    policy = UniformRandomPolicy(env.action_spec)
+    actions = policy(env.reset())["action"]
+    env.close()
+    assert torch.equal(actions.sum(-1), torch.ones(256))  # one-hot over T-Maze's 4 actions
+    counts = torch.bincount(actions.argmax(-1), minlength=4)
+    assert counts.min() > 256 / 4 * 0.6  # each action drawn about a quarter of the time
+    row = evaluate_run(trained, 64, policy="random")
+    assert row["policy"] == "random" and row["episodes"] >= 64
+    # corridor 3: a uniform walk rarely ends at the right goal, and pays -1/H per wasted step
+    assert row["return_mean"] < 0.5 and row["return_min"] < 0.0
+    with pytest.raises(ValueError, match="batch size"):
+        policy(TensorDict({}, batch_size=[3]))
+    choices = next(a for a in build_parser()._actions if a.dest == "policy").choices
+    assert tuple(choices) == POLICIES
