@@ -184,9 +184,7 @@ def make_env(
 
 
 def _batched(factory: EnvFactory, kwargs: dict[str, Any], num_envs: int, device: Any) -> EnvBase:
-    from torchrl.envs import GymWrapper
-
-    from amago_rl.envs.wrap import wrap_vector_env
+    from amago_rl.envs.wrap import wrap_gym_env, wrap_vector_env
 
     first = factory(**kwargs)
     if isinstance(first, EnvBase):
@@ -201,7 +199,7 @@ def _batched(factory: EnvFactory, kwargs: dict[str, Any], num_envs: int, device:
         )
     info_reader = getattr(first, "info_reader", None)
     if num_envs == 1:
-        wrapped = GymWrapper(first, device=device)
+        wrapped = wrap_gym_env(first, device)
         if callable(info_reader):
             wrapped.set_info_dict_reader(info_reader(None))
         return wrapped

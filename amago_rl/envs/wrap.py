@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium
 import torch
-from torchrl.data import Binary, Bounded, TensorSpec
+from torchrl.data import Binary, Bounded, Composite, TensorSpec
 from torchrl.envs import (
     Compose,
     DoubleToFloat,
@@ -157,11 +157,28 @@ def _to_torchrl(
             )
         return wrap_vector_env(env, device)
     if isinstance(env, gymnasium.Env):
-        return GymWrapper(env, device=device)
+        return wrap_gym_env(env, device)
     raise TypeError(
         f"amago_env: expected a gymnasium env id, a gymnasium Env / VectorEnv or a TorchRL "
         f"EnvBase, got {type(env).__name__}."
     )
+
+
+def wrap_gym_env(env: gymnasium.Env, device: str | torch.device) -> GymWrapper:
+    """``GymWrapper(env)``, with a plain (non-``Dict``) observation always under
+    ``"observation"``. TorchRL names a single env's ``Box(0, 255, (H, W, 3))`` observation
+    ``"pixels"`` (its from-pixels guess) but the same env's batch in a vector env
+    ``"observation"``, so one task would change keys with ``num_envs`` (and a model built on one
+    could not play the other)."""
+    wrapped = GymWrapper(env, device=device)
+    spec = wrapped.observation_spec
+    if not isinstance(env.observation_space, gymnasium.spaces.Dict) and list(spec.keys()) == [
+        "pixels"
+    ]:
+        wrapped.observation_spec = Composite(
+            observation=spec["pixels"], shape=spec.shape, device=spec.device
+        )
+    return wrapped
 
 
 def wrap_vector_env(env: gymnasium.vector.VectorEnv, device: str | torch.device) -> GymWrapper:

@@ -153,3 +153,31 @@ def test_resolve_env_returns_the_unbatched_factory_make_env_uses() -> None:
     assert isinstance(env, MetaBandit) and env.num_arms == 3
     with pytest.raises(ValueError, match="unknown env"):
         resolve_env("no_such_env")
+
+
+class _ImageEnv(gym.Env):
+    """A 0-255 (H, W, 3) uint8 Box observation: what TorchRL's GymWrapper guesses is "pixels"."""
+
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), dtype="uint8")
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: int) -> tuple:
+        return self.observation_space.sample(), 1.0, False, False, {}
+
+
+def test_an_image_observation_has_one_key_whatever_num_envs(clean_user_registry: None) -> None:
+    from amago_rl.envs import amago_env
+
+    register_env("image_env", _ImageEnv)
+    single, batch = make_env("image_env", num_envs=1), make_env("image_env", num_envs=3)
+    obs_keys = lambda env: {
+        k for k in env.observation_spec.keys() if k in ("pixels", "observation")
+    }  # noqa: E731
+    assert obs_keys(single) == obs_keys(batch) == {"observation"}
+    assert single.rollout(2)["observation"].shape == (2, 8, 8, 3)
+    assert batch.rollout(2)["observation"].shape == (3, 2, 8, 8, 3)
+    assert "observation" in amago_env(_ImageEnv()).observation_spec.keys()
