@@ -270,7 +270,7 @@ class ReplayConfig:
     # of collection (amago_rl.data.mixed_replay).
     offline_dataset: str | None = None
     #: keyword arguments of the dataset loader: TorchRL's D4RLExperienceReplay for d4rl: (e.g.
-    #: root=<dir>, download=false), minari.load_dataset for minari: (download=true).
+    #: root=<dir>, download=false); for minari: only download=true (fetch it first).
     offline_kwargs: dict[str, Any] = field(default_factory=dict)
     #: share of training windows drawn from the dataset once online data exists (AMAGO: 0.8).
     offline_fraction: float = 0.8

@@ -54,6 +54,11 @@ def load_torchrl_d4rl(dataset_id: str, **kwargs: Any) -> TensorDict:
             f"Offline dataset {source!r}: use_truncated_as_done=False is not supported (timeouts "
             "end episodes here); leave it out."
         )
+    if kwargs.get("split_trajs", False):
+        raise ValueError(
+            f"Offline dataset {source!r}: split_trajs=True is not supported (trajectories are cut "
+            "from the flat transitions here); leave it out."
+        )
     # d4rl's own qlearning_dataset (direct_download=False, picked when d4rl is installed) has
     # other semantics; TorchRL itself advises the direct download.
     kwargs.setdefault("direct_download", True)
@@ -74,7 +79,7 @@ def load_torchrl_d4rl(dataset_id: str, **kwargs: Any) -> TensorDict:
         with _restored_env_var("D4RL_DATASET_DIR"):  # TorchRL sets it to a deleted temp dir
             dataset = load_dataset(source, batch_size=1, **kwargs)
     except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-        url = D4RL_DATASETS[dataset_id]
+        url = D4RL_DATASETS.get(dataset_id, "its URL")
         raise FileNotFoundError(
             f"Offline dataset {source!r}: could not download {url} ({err}). {_NO_DATA}"
         ) from err

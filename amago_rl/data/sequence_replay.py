@@ -155,6 +155,7 @@ class SequenceReplay:
         return self.generator.get_state()
 
     def set_rng_state(self, state: torch.Tensor) -> None:
+        """Restore the sampling generator from :meth:`get_rng_state`'s state (on resume)."""
         self.generator.set_state(state)
 
     def save(self) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensordict.nn import TensorDictModuleBase
 
 from amago_rl.collectors import evaluate_policy
 from amago_rl.evaluation.critic_greedy import CriticGreedyPolicy
-from amago_rl.evaluation.load import TrainedAgent, load_agent
+from amago_rl.evaluation.load import VERIFY_STREAM, TrainedAgent, load_agent
 from amago_rl.evaluation.random_policy import UniformRandomPolicy
+from amago_rl.experiment import EVAL_ENVS, stream_seed
 
 #: ``actor``: the trained actor; ``critic-greedy``: the argmax of its critic (discrete actions);
 #: ``random``: uniformly random actions on the same episodes (a reference, the run's weights unused).
@@ -50,21 +52,25 @@ def evaluate_run(
         raise ValueError(f"evaluate_run: episodes must be >= 1, got {episodes}.")
     trained = run if isinstance(run, TrainedAgent) else load_agent(run, checkpoint)
     cfg = trained.cfg
+    if policy == "critic-greedy":
+        played: TensorDictModuleBase = CriticGreedyPolicy(trained.modules)
+    else:
+        played = trained.actor
     env = trained.env_factory()()
+    if policy == "random":
+        played = UniformRandomPolicy(env.action_spec)
+    # sampled and random actions draw from torch's generator: seed it on the re-evaluation
+    # stream (the caller's generator is restored after), so a rerun gives the same numbers
     try:
-        if policy == "random":
-            played = UniformRandomPolicy(env.action_spec)
-        elif policy == "critic-greedy":
-            played = CriticGreedyPolicy(trained.modules)
-        else:
-            played = trained.actor
-        result = evaluate_policy(
-            env,
-            played,
-            num_episodes=episodes,
-            deterministic=not cfg.trainer.eval_sample_actions,
-            keep_returns=True,
-        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(cfg.seed, EVAL_ENVS, VERIFY_STREAM))
+            result = evaluate_policy(
+                env,
+                played,
+                num_episodes=episodes,
+                deterministic=not cfg.trainer.eval_sample_actions,
+                keep_returns=True,
+            )
     finally:
         env.close()
     values = torch.tensor(result["returns"], dtype=torch.float64)

@@ -186,3 +186,11 @@ def test_unreachable_d4rl_source_says_what_to_do_in_one_line(
         load_offline_transitions(f"d4rl:{DATASET}", root=tmp_path / "d4rl", download=False)
     with pytest.raises(ValueError, match=r"close matches: \['halfcheetah-medium-v2'"):
         load_offline_transitions("d4rl:halfcheetah-medium-v9", root=tmp_path / "d4rl")
+
+
+@pytest.mark.parametrize("option", [{"use_truncated_as_done": False}, {"split_trajs": True}])
+def test_d4rl_options_that_change_the_layout_are_refused(
+    tmp_path: Path, option: dict[str, bool]
+) -> None:
+    with pytest.raises(ValueError, match=f"{next(iter(option))}=.* is not supported"):
+        load_offline_transitions(f"d4rl:{DATASET}", root=tmp_path / "d4rl", **option)

@@ -174,9 +174,10 @@ def test_an_image_observation_has_one_key_whatever_num_envs(clean_user_registry:
 
     register_env("image_env", _ImageEnv)
     single, batch = make_env("image_env", num_envs=1), make_env("image_env", num_envs=3)
-    obs_keys = lambda env: {
-        k for k in env.observation_spec.keys() if k in ("pixels", "observation")
-    }  # noqa: E731
+
+    def obs_keys(env: object) -> set[str]:
+        return {k for k in env.observation_spec.keys() if k in ("pixels", "observation")}
+
     assert obs_keys(single) == obs_keys(batch) == {"observation"}
     assert single.rollout(2)["observation"].shape == (2, 8, 8, 3)
     assert batch.rollout(2)["observation"].shape == (3, 2, 8, 8, 3)

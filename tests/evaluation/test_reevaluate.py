@@ -112,7 +112,7 @@ def test_cli_errors_are_one_line(
 
 
 def test_random_policy_plays_uniform_actions_on_the_same_episodes(
-    trained_run: Callable[..., Path],
+    trained_run: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tensordict import TensorDict
 
@@ -123,13 +123,25 @@ def test_random_policy_plays_uniform_actions_on_the_same_episodes(
     trained = load_agent(trained_run(*TMAZE))
     env = trained.env_factory(num_envs=256, seed=0)()
     policy = UniformRandomPolicy(env.action_spec)
+    torch.manual_seed(0)
     actions = policy(env.reset())["action"]
     env.close()
     assert torch.equal(actions.sum(-1), torch.ones(256))  # one-hot over T-Maze's 4 actions
     counts = torch.bincount(actions.argmax(-1), minlength=4)
     assert counts.min() > 256 / 4 * 0.6  # each action drawn about a quarter of the time
+    from amago_rl.evaluation import reevaluate
+
+    calls: list[int] = []
+
+    class CountingRandom(UniformRandomPolicy):
+        def forward(self, tensordict: TensorDict) -> TensorDict:
+            calls.append(1)
+            return super().forward(tensordict)
+
+    monkeypatch.setattr(reevaluate, "UniformRandomPolicy", CountingRandom)
     row = evaluate_run(trained, 64, policy="random")
-    assert row["policy"] == "random" and row["episodes"] >= 64
+    assert row["policy"] == "random" and row["episodes"] >= 64 and calls  # the random policy played
+    assert evaluate_run(trained, 64, policy="random") == row  # seeded: a rerun is identical
     # corridor 3: a uniform walk rarely ends at the right goal, and pays -1/H per wasted step
     assert row["return_mean"] < 0.5 and row["return_min"] < 0.0
     with pytest.raises(ValueError, match="batch size"):
