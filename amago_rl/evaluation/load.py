@@ -13,7 +13,8 @@ loaded into it. It runs on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ from amago_rl.run_config import RUN_CONFIG, has_checkpoint, load_run_config
 #: Stream id (:func:`~amago_rl.experiment.stream_seed`) of re-evaluation episodes: apart from the
 #: training envs and from the run's own periodic evaluations.
 VERIFY_STREAM = 99
+
+
+@contextlib.contextmanager
+def seeded_action_noise(seed: int) -> Iterator[None]:
+    """Seed torch's generator (sampled and random actions draw from it) for the block and restore
+    the caller's state after it, so an evaluation's action noise is the same on every rerun."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 @dataclass

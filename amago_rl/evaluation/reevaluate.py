@@ -21,7 +21,7 @@ from tensordict.nn import TensorDictModuleBase
 
 from amago_rl.collectors import evaluate_policy
 from amago_rl.evaluation.critic_greedy import CriticGreedyPolicy
-from amago_rl.evaluation.load import VERIFY_STREAM, TrainedAgent, load_agent
+from amago_rl.evaluation.load import VERIFY_STREAM, TrainedAgent, load_agent, seeded_action_noise
 from amago_rl.evaluation.random_policy import UniformRandomPolicy
 from amago_rl.experiment import EVAL_ENVS, stream_seed
 
@@ -52,18 +52,15 @@ def evaluate_run(
         raise ValueError(f"evaluate_run: episodes must be >= 1, got {episodes}.")
     trained = run if isinstance(run, TrainedAgent) else load_agent(run, checkpoint)
     cfg = trained.cfg
-    if policy == "critic-greedy":
-        played: TensorDictModuleBase = CriticGreedyPolicy(trained.modules)
-    else:
-        played = trained.actor
     env = trained.env_factory()()
-    if policy == "random":
-        played = UniformRandomPolicy(env.action_spec)
-    # sampled and random actions draw from torch's generator: seed it on the re-evaluation
-    # stream (the caller's generator is restored after), so a rerun gives the same numbers
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stream_seed(cfg.seed, EVAL_ENVS, VERIFY_STREAM))
+        if policy == "random":
+            played: TensorDictModuleBase = UniformRandomPolicy(env.action_spec)
+        elif policy == "critic-greedy":
+            played = CriticGreedyPolicy(trained.modules)
+        else:
+            played = trained.actor
+        with seeded_action_noise(stream_seed(cfg.seed, EVAL_ENVS, VERIFY_STREAM)):
             result = evaluate_policy(
                 env,
                 played,

@@ -29,7 +29,7 @@ from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.envs.registry import resolve_env
 from amago_rl.envs.wrap import amago_env
-from amago_rl.evaluation.load import TrainedAgent
+from amago_rl.evaluation.load import TrainedAgent, seeded_action_noise
 
 TASKS: dict[str, type[gym.Env]] = {
     "meta_frozen_lake": MetaFrozenLake,
@@ -229,12 +229,12 @@ def play_trials(
     policy = trained.eval_policy(sample)
     results = []
     for wiped in reset_each_episode:
-        torch.manual_seed(seed)  # the same action-sampling noise for every run and mode
-        env = make_traced_env(make_task, cfg.env.max_episode_steps, min(num_envs, trials), seed)
-        try:
-            traces = rollout_trials(env, policy, trials, wiped)
-        finally:
-            env.close()
+        with seeded_action_noise(seed):  # the same action noise for every run and mode
+            env = make_traced_env(make_task, cfg.env.max_episode_steps, min(num_envs, trials), seed)
+            try:
+                traces = rollout_trials(env, policy, trials, wiped)
+            finally:
+                env.close()
         results.append(
             {
                 "cfg": cfg,
