@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tensordict.nn import TensorDictModuleBase
 from torchrl.data import Unbounded
-from torchrl.envs import EnvBase, GymWrapper
+from torchrl.envs import EnvBase
 from torchrl.envs.gym_like import default_info_dict_reader
 
 from amago_rl import keys
@@ -28,7 +28,7 @@ from amago_rl.envs.builtin.frozen_lake import MetaFrozenLake
 from amago_rl.envs.builtin.half_cheetah_vel import HalfCheetahVel
 from amago_rl.envs.builtin.key_door import DarkKeyDoor
 from amago_rl.envs.registry import resolve_env
-from amago_rl.envs.wrap import amago_env
+from amago_rl.envs.wrap import amago_env, wrap_vector_env
 from amago_rl.evaluation.load import TrainedAgent, seeded_action_noise
 
 TASKS: dict[str, type[gym.Env]] = {
@@ -149,7 +149,7 @@ def make_traced_env(
         [lambda: EpisodeTracer(make_task())] * num_envs,
         autoreset_mode=gym.vector.AutoresetMode.DISABLED,
     )
-    base = GymWrapper(vec)
+    base = wrap_vector_env(vec, "cpu")  # the registry's vector wrapping (MultiBinary specs)
     specs = {k: Unbounded((num_envs,), dtype=d) for k, d in TRACE_SPECS.items()}
     base.set_info_dict_reader(default_info_dict_reader(list(specs), spec=specs))
     env = amago_env(base, max_episode_steps=max_episode_steps)
